@@ -1,0 +1,1 @@
+"""The parquet data contract, validation and the synthetic bank. Never imports torch."""

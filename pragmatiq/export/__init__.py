@@ -1,0 +1,1 @@
+"""pragmatiq.export."""

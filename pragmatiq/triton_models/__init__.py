@@ -1,0 +1,1 @@
+"""pragmatiq.triton_models."""
