@@ -1,0 +1,3 @@
+from pragmatiq.cli import main
+
+main()

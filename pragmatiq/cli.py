@@ -1,0 +1,228 @@
+"""The `pragmatiq` command line: parses arguments and calls `pragmatiq.api`.
+
+Results go to stdout as JSON; progress bars, findings and logs go to stderr. Errors caused
+by the user's input print one line (`error: ...`) and exit 2; set `PRAGMATIQ_DEBUG=1` for
+the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+import pragmatiq
+from pragmatiq import api
+from pragmatiq._optional import MissingExtraError
+
+
+def _emit(result) -> None:
+    """Print a result as JSON on stdout."""
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+def _user_errors(fn):
+    """Turn expected user-facing failures into one clear line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, OSError, MissingExtraError, KeyError) as exc:
+            if os.environ.get("PRAGMATIQ_DEBUG"):
+                raise
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            click.echo(f"error: {msg}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(pragmatiq.__version__, prog_name="pragmatiq")
+def cli() -> None:
+    """pragmatiq: a foundation model for banking event streams."""
+
+
+@cli.command()
+def info() -> None:
+    """Package and dependency versions, device, extras and attention backends."""
+    _emit(api.info())
+
+
+@cli.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@_user_errors
+def validate(data_dir: Path) -> None:
+    """Check DATA_DIR against the data contract (exit 0 ok, 1 errors, 2 unusable)."""
+    report = api.validate(data_dir)
+    for finding in report.findings:
+        click.echo(finding.line(), err=True)
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    click.echo(
+        f"{data_dir}: {n_err} error(s), {n_warn} warning(s)" + ("" if n_err else " - valid"),
+        err=True,
+    )
+    _emit(report.to_dict())
+    sys.exit(report.exit_code)
+
+
+@cli.group()
+def synth() -> None:
+    """The synthetic bank: generate a dataset, calibrate its priors."""
+
+
+@synth.command("generate")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML config (default configs/data/synthetic.yaml).")
+@click.option("--n-users", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--n-workers", type=int, default=1, show_default=True)
+@_user_errors
+def synth_generate(out, config_path, n_users, seed, n_workers) -> None:
+    """Write events, profiles, transfers, labels and manifest.json into --out."""
+    from pragmatiq.data.synth import load_synth_config
+
+    base = load_synth_config(config_path)
+    overrides = {k: v for k, v in {"n_users": n_users, "seed": seed}.items() if v is not None}
+    config = {**_as_dict(base), **overrides}
+    _emit(api.synthesize(config, out=out, n_workers=n_workers))
+
+
+def _as_dict(config) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+@synth.command("calibrate")
+@click.option("--stats", type=click.Path(path_type=Path), required=True,
+              help="Aggregates YAML, e.g. configs/data/aggregates.example.yaml.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the calibrated config (default: print only).")
+@_user_errors
+def synth_calibrate(stats, out) -> None:
+    """Fit the generator's priors to aggregates a bank can share."""
+    from pragmatiq.configs import config_path
+
+    _emit(api.calibrate(config_path(stats), out))
+
+
+@cli.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="Tokenizer YAML (default configs/data/tokenizer.yaml).")
+@click.option("--vocab", type=click.Path(path_type=Path), default=None,
+              help="Reuse a fitted vocab.json instead of fitting.")
+@click.option("--label", type=click.Path(path_type=Path), default=None,
+              help="Label table with eval_ts: cut each user's history before it.")
+@click.option("--n-workers", type=int, default=1, show_default=True)
+@_user_errors
+def tokenize(data_dir, out, config, vocab, label, n_workers) -> None:
+    """Fit the vocabulary and encode DATA_DIR into token shards in --out."""
+    _emit(api.tokenize(data_dir, out, n_workers=n_workers, config=config, vocab=vocab,
+                       cuts=label))
+
+
+@cli.command()
+@click.argument("tok_dir", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Run name: the run is written to RUNS_ROOT/NAME.")
+@click.option("--model-size", default="small", show_default=True)
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="Pretraining YAML (default configs/pretrain.yaml + the size's recipe).")
+@click.option("--max-steps", type=int, default=None)
+@click.option("--token-budget", type=int, default=None)
+@click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True)
+@click.option("--resume/--no-resume", default=None,
+              help="Resume from the run's last checkpoint (default: when one exists).")
+@_user_errors
+def pretrain(tok_dir, name, model_size, config, max_steps, token_budget, runs_root,
+             resume) -> None:
+    """Pretrain a model on token shards (works under torchrun for several processes)."""
+    from pragmatiq.train import load_pretrain_config
+
+    base = load_pretrain_config(model_size, config)
+    overrides = {k: v for k, v in {"max_steps": max_steps, "token_budget": token_budget}.items()
+                 if v is not None}
+    run = api.pretrain(tok_dir, name, model_size=model_size, config={**_as_dict(base), **overrides},
+                       runs_root=runs_root, resume="auto" if resume is None else resume)
+    _emit({"run": str(run)})
+
+
+@cli.command()
+@click.argument("tok_dir", type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--label", type=click.Path(path_type=Path), required=True,
+              help="Label table, e.g. DATA/labels/default_12m.parquet.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Raw dataset (default: the one recorded in TOK_DIR's manifest).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@_user_errors
+def probe(tok_dir, run_dir, label, data_dir, seed, device) -> None:
+    """Probe a run's embeddings on a label table against count and aggregate baselines."""
+    from pragmatiq.eval import format_probe_table
+
+    if data_dir is None:
+        data_dir = _data_dir_of(tok_dir)
+    result = api.probe(data_dir, run_dir, label, tok_dir=tok_dir, seed=seed, device=device)
+    click.echo(format_probe_table(result), err=True)
+    _emit(result)
+
+
+def _data_dir_of(tok_dir: Path) -> Path:
+    manifest = Path(tok_dir) / "manifest.json"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest} not found: is {tok_dir} a token directory?")
+    data = json.loads(manifest.read_text()).get("data_dir")
+    if not data:
+        raise ValueError(f"{manifest} does not record its data directory: pass --data DIR")
+    return Path(data)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("quickstart"),
+              show_default=True)
+@click.option("--n-users", type=int, default=2000, show_default=True)
+@click.option("--max-steps", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-workers", type=int, default=2, show_default=True)
+@_user_errors
+def quickstart(out, n_users, max_steps, seed, n_workers) -> None:
+    """Synthetic bank -> validate -> tokenize -> pretrain nano -> probes, end to end."""
+    _emit(api.quickstart(out, n_users=n_users, max_steps=max_steps, seed=seed,
+                         n_workers=n_workers))
+
+
+@click.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--target", required=True,
+              type=click.Choice(["triton", "onnx", "tensorrt", "torchscript", "pt2", "sagemaker"]))
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+def export_cli(run_dir, target, out) -> None:
+    """Compile a trained run into deployable artifacts (checked for parity)."""
+    click.echo(
+        "error: the export toolchain is not available in this version of pragmatiq "
+        "(tracked as the export/serving issue)",
+        err=True,
+    )
+    sys.exit(2)
+
+
+def main() -> None:
+    cli()
+
+
+def export_main() -> None:
+    export_cli()
+
+
+if __name__ == "__main__":
+    main()
