@@ -1,0 +1,71 @@
+"""The quickstart: synthetic bank -> validate -> tokenize -> pretrain nano -> probes.
+
+Each stage is timed; the result is plain data (paths, timings, probe table) and a summary
+table goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from pragmatiq import api
+
+PROBE_TASKS = ("default_12m", "churn_6m", "ltv_positive")
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float]):
+    print(f"[quickstart] {name} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - t0, 2)
+    print(f"[quickstart] {name} done in {timings[name]:.1f}s", file=sys.stderr, flush=True)
+
+
+def run_quickstart(
+    out: str | Path,
+    *,
+    n_users: int = 2000,
+    max_steps: int | None = None,
+    seed: int = 0,
+    n_workers: int = 2,
+    progress: bool = True,
+) -> dict:
+    out = Path(out)
+    data, tok, runs = out / "data", out / "tok", out / "runs"
+    timings: dict[str, float] = {}
+
+    with _stage("synthesize", timings):
+        api.synthesize({"n_users": n_users, "seed": seed}, out=data, n_workers=n_workers,
+                       progress=progress)
+    with _stage("validate", timings):
+        report = api.validate(data)
+        if report.errors:
+            lines = "\n".join(f.line() for f in report.errors)
+            raise ValueError(f"the synthetic dataset failed validation:\n{lines}")
+    with _stage("tokenize", timings):
+        api.tokenize(data, tok, n_workers=n_workers, progress=progress)
+    with _stage("pretrain", timings):
+        config = {"seed": seed} | ({"max_steps": max_steps} if max_steps else {})
+        run = api.pretrain(tok, "nano", model_size="nano", config=config, runs_root=runs,
+                           resume=False, progress=progress)
+    probes = {}
+    with _stage("probe", timings):
+        for task in PROBE_TASKS:
+            probes[task] = api.probe(data, run, data / "labels" / f"{task}.parquet",
+                                     tok_dir=tok, seed=seed, progress=progress)
+
+    from pragmatiq.eval import format_probe_table
+
+    for task in PROBE_TASKS:
+        print(format_probe_table(probes[task]), file=sys.stderr)
+    return {
+        "data": str(data),
+        "tok": str(tok),
+        "run": str(run),
+        "timings_s": timings,
+        "probes": probes,
+    }
