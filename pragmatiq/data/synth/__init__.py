@@ -1,0 +1,21 @@
+"""The synthetic bank (DESIGN §3): a deterministic generator of the full data contract and
+`calibrate`, which fits its priors to aggregates a bank can share.
+
+    from pragmatiq.data.synth import synthesize
+    synthesize({"n_users": 2000, "seed": 0}, out="data", n_workers=2)
+"""
+
+from __future__ import annotations
+
+from pragmatiq.data.synth.config import SynthConfig, load_synth_config
+from pragmatiq.data.synth.writer import synthesize
+
+
+def calibrate(stats, out=None, *, progress: bool = True) -> dict:
+    """Fit the generator's priors to shareable aggregates (see `calibrate.py`)."""
+    from pragmatiq.data.synth.calibrate import calibrate as _calibrate
+
+    return _calibrate(stats, out, progress=progress)
+
+
+__all__ = ["SynthConfig", "calibrate", "load_synth_config", "synthesize"]

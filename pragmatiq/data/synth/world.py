@@ -1,0 +1,166 @@
+"""`World`: everything shared by all users of one book, resolved once from a `SynthConfig`.
+
+The time grid (days of the window, their weekday and month), the label cut points, global
+instrument price paths, the money-mule ring plan and the outcome intercepts that make the
+label prevalences land on the configured rates. It is small, picklable and passed to every
+worker; it depends only on the config, never on the worker count or block boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pragmatiq.data.synth import catalog as C
+from pragmatiq.data.synth.config import SynthConfig
+
+US_PER_DAY = 86_400_000_000
+DEFAULT_HORIZON_MONTHS = 12
+CHURN_HORIZON_MONTHS = 6
+
+# Fixed effect sizes of the planted causes (logit scale).
+DEFAULT_STRESS_SLOPE = 1.6  # per unit of financial stress at eval
+CHURN_HAZARD_SLOPE = 0.6  # per unit of the churn-hazard trait
+CHURN_FADED_SLOPE = 3.0  # when disengagement began before eval
+SHOCK_STRESS = 1.4  # stress added by an income shock (job loss, hours cut)
+SHOCK_RATE = 0.10  # share of users with an income shock somewhere in the window
+ONSET_HAZARD = 0.012  # monthly hazard of disengagement onset at churn trait 0
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _solve_intercept(score: np.ndarray, target: float) -> float:
+    """Intercept a with mean(sigmoid(a + score)) == target (bisection)."""
+    lo, hi = -30.0, 30.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if _sigmoid(mid + score).mean() < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+@dataclass
+class World:
+    cfg: SynthConfig
+    seed: int
+    outcome_seed: int
+    start_us: int
+    n_days: int
+    day_dow: np.ndarray  # (D,) 0 = Monday
+    day_month: np.ndarray  # (D,) month index in the window
+    day_dom: np.ndarray  # (D,) day of month, 1-based
+    month_start: np.ndarray  # (n_months + 1,) first day index of each month
+    eval_default: int  # day index of eval_ts for default_12m
+    eval_churn: int  # day index of eval_ts for churn_6m and ltv_positive
+    persona_cdf: np.ndarray
+    country_cdf: np.ndarray
+    category_share: np.ndarray
+    ticket: np.ndarray  # mean ticket per category (EUR), already divided by the trait factor
+    activity_scale: float  # events per user-day at activity 1
+    default_intercept: float
+    churn_intercept: float
+    prices: np.ndarray  # (D, n_instruments) daily close
+    ring_of_user: dict  # user index -> (ring id, position in ring)
+    rings: list  # list of member index arrays
+
+    @property
+    def end_us(self) -> int:
+        return self.start_us + self.n_days * US_PER_DAY
+
+    def day_us(self, day) -> np.ndarray:
+        return self.start_us + np.asarray(day, dtype=np.int64) * US_PER_DAY
+
+
+def _pilot_traits(cfg: SynthConfig, n: int = 40_000):
+    """Trait draws from the prior (fixed pilot seed), for solving intercepts and scales."""
+    rng = np.random.default_rng([9_999, 1])
+    shares = np.array([cfg.persona_shares[p] for p in C.PERSONAS])
+    persona = rng.choice(len(C.PERSONAS), size=n, p=shares)
+    z = C.PERSONA_TRAITS[persona] + rng.standard_normal((n, len(C.TRAITS)))
+    return persona, z
+
+
+def build_world(cfg: SynthConfig) -> World:
+    start = np.datetime64(cfg.start, "D")
+    months = np.arange(cfg.n_months + 1) + start.astype("datetime64[M]")
+    month_start_dates = months.astype("datetime64[D]")
+    if month_start_dates[0] != start:
+        raise ValueError(f"synth config `start` must be the first day of a month, got {cfg.start}")
+    n_days = int((month_start_dates[-1] - start).astype(int))
+    days = start + np.arange(n_days)
+    day_dow = ((days.astype(np.int64) + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday
+    day_month = (days.astype("datetime64[M]") - start.astype("datetime64[M]")).astype(np.int16)
+    day_dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int8) + 1
+    month_start = (month_start_dates - start).astype(np.int64)
+    eval_default = int(month_start[cfg.n_months - DEFAULT_HORIZON_MONTHS])
+    eval_churn = int(month_start[cfg.n_months - CHURN_HORIZON_MONTHS])
+
+    persona, z = _pilot_traits(cfg)
+    # Per-user activity multiplier (see events.activity): normalise to the configured mean.
+    act = C.PERSONA_ACTIVITY[persona] * np.exp(0.25 * z[:, 3] + 0.15 * z[:, 1])
+    activity_scale = cfg.events_per_user_month / 30.44 / act.mean()
+    # Ticket factor: amount = ticket * exp(0.25 income + 0.15 spend) * lognormal(mean 1).
+    tfac = np.exp(0.25 * z[:, 0] + 0.15 * z[:, 1]).mean()
+    ticket = np.array([cfg.mean_ticket[c] for c in C.CAT_NAMES]) / tfac
+
+    # Default: P = sigmoid(a + slope * stress_at_eval); stress carries a shock with prob
+    # SHOCK_RATE * (fraction of the window before eval).
+    rng = np.random.default_rng([9_999, 2])
+    frac = eval_default / n_days
+    shocked = rng.random(len(z)) < SHOCK_RATE * frac
+    stress = z[:, 2] + SHOCK_STRESS * shocked
+    default_intercept = _solve_intercept(DEFAULT_STRESS_SLOPE * stress, cfg.default_rate)
+    # Churn: P = sigmoid(a + hazard slope * churn + faded slope * faded), faded = onset of
+    # disengagement within the last ~6 months before eval (older onsets have churned already).
+    months_before = eval_churn / 30.44
+    h = ONSET_HAZARD * np.exp(0.7 * z[:, 5])
+    p_faded = 1 - np.exp(-h * min(months_before, 5.0))
+    faded = rng.random(len(z)) < p_faded
+    churn_intercept = _solve_intercept(
+        CHURN_HAZARD_SLOPE * z[:, 5] + CHURN_FADED_SLOPE * faded, cfg.churn_rate
+    )
+
+    # Instrument prices: geometric random walks shared by the whole book.
+    prng = np.random.default_rng([cfg.seed, 2**31 - 1, 1])
+    steps = prng.standard_normal((n_days, len(C.INSTRUMENTS))) * C.INSTRUMENT_VOL
+    prices = C.INSTRUMENT_PRICE * np.exp(np.cumsum(steps - 0.5 * C.INSTRUMENT_VOL**2, axis=0))
+
+    # Mule rings: a plan over user indices, drawn from the seed alone.
+    rrng = np.random.default_rng([cfg.seed, 2**31 - 1, 2])
+    n_rings = int(round(cfg.n_users / 1000 * cfg.mule_rings_per_1000))
+    if cfg.n_users < 50:
+        n_rings = 0
+    rings, ring_of_user = [], {}
+    if n_rings:
+        sizes = rrng.integers(5, 13, size=n_rings)
+        members = rrng.choice(cfg.n_users, size=min(int(sizes.sum()), cfg.n_users),
+                              replace=False)
+        pos = 0
+        for r, s in enumerate(sizes):
+            m = np.sort(members[pos:pos + s])
+            pos += s
+            if len(m) < 3:
+                break
+            rings.append(m)
+            for k, u in enumerate(m):
+                ring_of_user[int(u)] = (r, k)
+
+    seed = int(cfg.seed)
+    return World(
+        cfg=cfg, seed=seed,
+        outcome_seed=seed if cfg.outcome_seed is None else int(cfg.outcome_seed),
+        start_us=int(start.astype("datetime64[us]").astype(np.int64)),
+        n_days=n_days, day_dow=day_dow, day_month=day_month, day_dom=day_dom,
+        month_start=month_start, eval_default=eval_default, eval_churn=eval_churn,
+        persona_cdf=np.cumsum([cfg.persona_shares[p] for p in C.PERSONAS]),
+        country_cdf=np.cumsum([cfg.country_mix[c] for c in C.COUNTRIES]),
+        category_share=np.array([cfg.category_mix[c] for c in C.CAT_NAMES]),
+        ticket=ticket, activity_scale=activity_scale,
+        default_intercept=default_intercept, churn_intercept=churn_intercept,
+        prices=np.round(prices, 2), ring_of_user=ring_of_user, rings=rings,
+    )

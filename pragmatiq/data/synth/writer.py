@@ -1,0 +1,176 @@
+"""`synthesize`: generate blocks in a process pool and stream them, in block order, to
+parquet writers; write `manifest.json`.
+
+Blocks are fixed by `block_size` and each user draws from its own generator, so the bytes on
+disk depend on the config alone, never on `n_workers`. At most `2 * n_workers` blocks are in
+flight, so peak memory does not grow with `n_users`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pragmatiq.data import schema
+from pragmatiq.data.synth import catalog as C
+from pragmatiq.data.synth.block import generate_block
+from pragmatiq.data.synth.config import load_synth_config
+from pragmatiq.data.synth.world import US_PER_DAY, World, build_world
+
+_WORLD: World | None = None
+
+
+def _init_worker(world: World) -> None:
+    global _WORLD
+    _WORLD = world
+
+
+def _run_block(b: int) -> dict:
+    assert _WORLD is not None
+    return generate_block(b, _WORLD)
+
+
+def _blocks(world: World, n_workers: int):
+    """Yield block results in block order, generating up to 2 * n_workers ahead."""
+    n_blocks = -(-world.cfg.n_users // world.cfg.block_size)
+    if n_workers <= 1 or n_blocks == 1:
+        for b in range(n_blocks):
+            yield generate_block(b, world)
+        return
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx = mp.get_context(method)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(world,)) as pool:
+        pending, nxt = [], 0
+        while nxt < n_blocks and len(pending) < 2 * n_workers:
+            pending.append(pool.submit(_run_block, nxt))
+            nxt += 1
+        while pending:
+            res = pending.pop(0).result()
+            if nxt < n_blocks:
+                pending.append(pool.submit(_run_block, nxt))
+                nxt += 1
+            yield res
+
+
+def _iso(us: int) -> str:
+    return str(np.datetime64(int(us), "us"))
+
+
+def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = True) -> dict:
+    """Write a synthetic bank (events, profiles, transfers, 7 label tables, manifest) into
+    `out` and return the manifest. `config`: dict of overrides, YAML path, or None."""
+    from tqdm import tqdm
+
+    cfg = load_synth_config(config)
+    if not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+    world = build_world(cfg)
+    out = Path(out)
+    (out / schema.LABELS_DIR).mkdir(parents=True, exist_ok=True)
+    comp = None if cfg.compression == "none" else cfg.compression
+    kw = dict(compression=comp, write_statistics=True)
+    files = {
+        "events": (out / schema.EVENTS_FILE, schema.EVENTS),
+        "profiles": (out / schema.PROFILES_FILE, schema.PROFILES),
+        "transfers": (out / schema.TRANSFERS_FILE, schema.TRANSFERS),
+    }
+    for task, sch in schema.LABEL_SCHEMAS.items():
+        files[task] = (out / schema.LABELS_DIR / f"{task}.parquet", sch)
+
+    totals: dict = {}
+    rows = {k: 0 for k in files}
+    positives = {t: 0 for t in schema.LABEL_SCHEMAS}
+    extra = {"profit_6m_sum": 0.0}
+    bar = tqdm(total=cfg.n_users, unit="user", file=sys.stderr, disable=not progress,
+               desc="synthesize", dynamic_ncols=True)
+    gen = _blocks(world, n_workers)  # start the pool before any writer opens
+    writers = {k: pq.ParquetWriter(p, s, **kw) for k, (p, s) in files.items()}
+    try:
+        for res in gen:
+            for k in ("events", "profiles", "transfers"):
+                writers[k].write_table(res[k], row_group_size=1 << 20)
+                rows[k] += res[k].num_rows
+            for task, t in res["labels"].items():
+                writers[task].write_table(t, row_group_size=1 << 20)
+                rows[task] += t.num_rows
+                col = "y1" if task == "comm_uplift" else "label"
+                positives[task] += int(np.asarray(t.column(col)).sum())
+                if task == "ltv_positive":
+                    extra["profit_6m_sum"] += float(np.asarray(t.column("profit_6m")).sum())
+            for k, v in res["stats"].items():
+                if isinstance(v, list):
+                    totals[k] = [a + b for a, b in zip(totals.get(k, [0] * len(v)), v)]
+                else:
+                    totals[k] = totals.get(k, 0) + v
+            bar.update(res["stats"]["n_users"])
+    finally:
+        gen.close()
+        for wr in writers.values():
+            wr.close()
+        bar.close()
+
+    manifest = _manifest(world, rows, positives, totals, extra, files, out)
+    with open(out / "manifest.json", "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return manifest
+
+
+def aggregates(totals: dict, positives: dict, rows: dict) -> dict:
+    """The book's shareable aggregates, in the shape of `aggregates.example.yaml`."""
+    n = max(totals["n_users"], 1)
+    cat_n = np.array(totals["card_count_by_category"], float)
+    cat_eur = np.array(totals["card_eur_by_category"], float)
+    return {
+        "persona_shares": {p: c / n for p, c in zip(C.PERSONAS, totals["persona_counts"])},
+        "events_per_user_month": totals["n_events"] / max(totals["active_user_months"], 1e-9),
+        "fraud_rate": totals["fraud_users"] / n,
+        "default_rate": positives["default_12m"] / max(rows["default_12m"], 1),
+        "country_mix": {c: k / n for c, k in zip(C.COUNTRIES, totals["country_counts"])},
+        "category_mix": {c: k / max(cat_n.sum(), 1) for c, k in zip(C.CAT_NAMES, cat_n)},
+        "mean_ticket": {c: (e / k if k else 0.0) for c, e, k in zip(C.CAT_NAMES, cat_eur, cat_n)},
+    }
+
+
+def _manifest(world: World, rows, positives, totals, extra, files, out: Path) -> dict:
+    import pragmatiq
+
+    cfg = world.cfg
+    prevalence = {t: positives[t] / rows[t] if rows[t] else None for t in schema.LABEL_SCHEMAS}
+    agg = aggregates(totals, positives, rows)
+    return {
+        "generator": "pragmatiq.data.synth",
+        "config": cfg.to_dict(),
+        "versions": {"pragmatiq": getattr(pragmatiq, "__version__", "unknown"),
+                     "pyarrow": pa.__version__, "numpy": np.__version__},
+        "window": {"start": _iso(world.start_us), "end": _iso(world.end_us),
+                   "n_days": world.n_days},
+        "eval_ts": {
+            "default_12m": _iso(world.start_us + world.eval_default * US_PER_DAY),
+            "churn_6m": _iso(world.start_us + world.eval_churn * US_PER_DAY),
+            "ltv_positive": _iso(world.start_us + world.eval_churn * US_PER_DAY),
+        },
+        "counts": {
+            "users": totals["n_users"],
+            "events": totals["n_events"],
+            "events_by_source": dict(zip(schema.SOURCES, totals["events_by_source"])),
+            "transfers": rows["transfers"],
+            "mule_rings": len(world.rings),
+            "mule_users": len(world.ring_of_user),
+            "labels": {t: rows[t] for t in schema.LABEL_SCHEMAS},
+        },
+        "label_prevalence": prevalence,
+        "label_note": "comm_uplift prevalence is mean(y1); ltv_positive mean profit_6m EUR: "
+                      f"{extra['profit_6m_sum'] / max(rows['ltv_positive'], 1):.2f}",
+        "aggregates": agg,
+        "files": sorted(str(p.relative_to(out)) for p, _ in files.values()),
+    }
