@@ -1,0 +1,120 @@
+"""Checks on key–value columns (`fields` of events, `attributes` of profiles): rows with no
+entries, and keys whose values are all distinct — per-row identifiers (transaction ids,
+references, emails) that carry no behaviour and would each become their own vocabulary entry
+or a string of BPE noise.
+
+Both map<string,string> and struct<string...> (pyarrow's inference from dicts) are read: for a
+struct each child is a key and a null child is an absent key. Identifier detection looks at a
+bounded, contiguous head of the file (`sample_rows`), so a key constant per user (device id)
+repeats within the sample and is not flagged, while one unique per row is.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pragmatiq.data.validate.report import WARNING, Finding
+from pragmatiq.data.validate.scan import Tally, quote, row_examples
+
+SAMPLE_ROWS = 100_000  # rows read for identifier detection
+MIN_OCCURRENCES = 500  # a key must appear this often in the sample to be judged
+UNIQUE_SHARE = 0.95  # distinct / occurrences at or above this -> identifier
+_DECIMAL = r"^-?[0-9]+[.,][0-9]+$"  # measurements (amounts, prices) are numeric, not ids
+
+
+def entry_counts(arr: pa.Array) -> pa.Array:
+    """Entries per row: map length, or the number of non-null children of a struct."""
+    if pa.types.is_map(arr.type):
+        off = arr.offsets
+        return pc.subtract(off.slice(1), off.slice(0, len(off) - 1))
+    n = pa.repeat(pa.scalar(0, pa.int32()), len(arr))
+    for i in range(arr.type.num_fields):
+        n = pc.add(n, pc.cast(arr.field(i).is_valid(), pa.int32()))
+    return n
+
+
+def key_values(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """All (key, value) entries of the rows of `arr`, flattened, null values dropped."""
+    if pa.types.is_map(arr.type):
+        off = arr.offsets
+        start, stop = off[0].as_py(), off[len(off) - 1].as_py()
+        keys, values = arr.keys.slice(start, stop - start), arr.items.slice(start, stop - start)
+        if not pa.types.is_string(values.type):
+            values = pc.cast(values, pa.string())
+        valid = values.is_valid()
+        return keys.filter(valid), values.filter(valid)
+    keys, values = [], []
+    for i in range(arr.type.num_fields):
+        child = arr.field(i).drop_null()
+        keys.append(pa.repeat(pa.scalar(arr.type.field(i).name), len(child)))
+        values.append(pc.cast(child, pa.string()))
+    if not keys:
+        return pa.array([], pa.string()), pa.array([], pa.string())
+    return pa.concat_arrays(keys), pa.concat_arrays(values)
+
+
+class KeyValueChecks:
+    """Streaming checks for one key–value column; feed batches with `update`."""
+
+    def __init__(self, rel: str, column: str, *, report_empty: bool, unit: str,
+                 sample_rows: int = SAMPLE_ROWS) -> None:
+        self.rel, self.column, self.unit = rel, column, unit
+        self.report_empty = report_empty
+        self.empty = Tally()
+        self._room = sample_rows
+        self._sampled = 0
+        self._keys: list[pa.Array] = []
+        self._values: list[pa.Array] = []
+
+    def update(self, offset: int, cols: dict[str, pa.Array]) -> None:
+        arr = cols.get(self.column)
+        if arr is None or not (pa.types.is_map(arr.type) or pa.types.is_struct(arr.type)):
+            return
+        if self.report_empty:
+            empty = pc.and_(arr.is_valid(), pc.equal(entry_counts(arr), 0))
+            self.empty.add(empty, lambda idx: row_examples(offset, idx, cols))
+        if self._room > 0:
+            head = arr.slice(0, self._room)
+            k, v = key_values(head)
+            self._keys.append(k)
+            self._values.append(v)
+            self._room -= len(head)
+            self._sampled += len(head)
+
+    def findings(self) -> list[Finding]:
+        out = self.empty.finding(
+            WARNING, self.rel, self.column, "empty-fields",
+            f"events with an empty '{self.column}' map carry only their source and time",
+            "give each event its fields (amount, mcc, screen, ...); drop events that have none "
+            "if they mean nothing")
+        return out + self._identifiers()
+
+    def _identifiers(self) -> list[Finding]:
+        if not self._keys:
+            return []
+        keys, values = pa.concat_arrays(self._keys), pa.concat_arrays(self._values)
+        if not len(keys):
+            return []
+        t = pa.table({"key": keys, "value": values,
+                      "decimal": pc.match_substring_regex(values, _DECIMAL)})
+        g = t.group_by("key").aggregate(
+            [("value", "count"), ("value", "count_distinct"), ("decimal", "sum")])
+        n, d, dec = g["value_count"], g["value_count_distinct"], g["decimal_sum"]
+        flag = pc.and_(
+            pc.and_(pc.greater_equal(n, MIN_OCCURRENCES),
+                    pc.greater_equal(pc.divide(pc.cast(d, pa.float64()), n), UNIQUE_SHARE)),
+            pc.less(pc.divide(pc.cast(dec, pa.float64()), n), 0.5))
+        out = []
+        for row in g.filter(flag).to_pylist():  # one row per flagged key: a handful at most
+            key = row["key"]
+            vals = pc.unique(values.filter(pc.equal(keys, key)).slice(0, 50)).slice(0, 3)
+            out.append(Finding(
+                WARNING, self.rel, self.column, "identifier-field",
+                f"key '{key}' takes {row['value_count_distinct']:,} distinct values in "
+                f"{row['value_count']:,} {self.unit} (first {self._sampled:,} rows sampled): a "
+                "per-row identifier that carries no behaviour and explodes the vocabulary",
+                row["value_count"], tuple(quote(x) for x in vals.to_pylist()),
+                f"drop '{key}' from {self.column} before writing (or replace it with something "
+                "that repeats, e.g. its type or category)", self.unit))
+        return out

@@ -1,0 +1,232 @@
+"""Opening one parquet file and streaming it in record batches, with the checks every table
+shares: the file is there and is parquet, it has rows, each contract column exists with the
+right type, and required columns have no nulls.
+
+Memory stays bounded by the batch size: nothing here holds a whole column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pragmatiq.data.validate.dtypes import accepts, coerce, dtype_fix
+from pragmatiq.data.validate.report import ERROR, WARNING, Finding
+
+BATCH_ROWS = 1 << 17
+N_EXAMPLES = 3
+
+
+def first_true(mask: pa.Array, k: int = N_EXAMPLES) -> list[int]:
+    """Indices of the first `k` true entries of a boolean array (nulls count as false)."""
+    return pc.indices_nonzero(pc.fill_null(mask, False)).slice(0, k).to_pylist()
+
+
+def n_true(mask: pa.Array) -> int:
+    return int(pc.sum(pc.fill_null(mask, False)).as_py() or 0)
+
+
+class Tally:
+    """How many rows (or users) a check hit so far, and the first few examples."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+
+    def add(self, mask: pa.Array, describe: Callable[[list[int]], list[str]]) -> None:
+        """Count the true entries of `mask`; `describe(indices)` renders examples."""
+        n = n_true(mask)
+        if not n:
+            return
+        self.count += n
+        room = N_EXAMPLES - len(self.examples)
+        if room > 0:
+            self.examples += describe(first_true(mask, room))
+
+    def finding(self, severity: str, file: str, column: str | None, check: str, message: str,
+                fix: str, unit: str = "rows") -> list[Finding]:
+        if not self.count:
+            return []
+        return [Finding(severity, file, column, check, message, self.count,
+                        tuple(self.examples[:N_EXAMPLES]), fix, unit)]
+
+
+class IdSet:
+    """Distinct ids seen over a stream of batches; memory grows with distinct ids only."""
+
+    def __init__(self, cap: int = 1 << 20) -> None:
+        self._parts: list[pa.Array] = []
+        self._pending = 0
+        self._cap = cap
+
+    def add(self, ids: pa.Array) -> None:
+        self._parts.append(pc.unique(ids.drop_null()))
+        self._pending += len(self._parts[-1])
+        if self._pending > self._cap:
+            self._compact()
+
+    def _compact(self) -> None:
+        if len(self._parts) > 1:
+            self._parts = [pc.unique(pa.concat_arrays(self._parts))]
+        self._pending = len(self._parts[0]) if self._parts else 0
+
+    def values(self) -> pa.Array:
+        self._compact()
+        return self._parts[0] if self._parts else pa.array([], pa.string())
+
+
+def quote(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def row_examples(offset: int, idx: list[int], cols: dict[str, pa.Array],
+                 show: tuple[str, ...] = ("user_id",)) -> list[str]:
+    """`row 12 (user_id='u3')` for each index, with the values of the `show` columns."""
+    out = []
+    for i in idx:
+        vals = [f"{c}={quote(cols[c][i].as_py())}" for c in show if c in cols]
+        out.append(f"row {offset + i}" + (f" ({', '.join(vals)})" if vals else ""))
+    return out
+
+
+def _sniff(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head[:1] in (b"{", b"["):
+        return "it looks like JSON"
+    if b"," in head and head.isascii():
+        return "it looks like CSV"
+    return "it has no parquet footer (truncated or corrupt)"
+
+
+def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFile | None, list[Finding]]:
+    """Open `root/rel`; on any problem return None and the findings explaining it.
+
+    A required file that is absent is an error; an optional one is simply skipped. A parquet
+    file with zero rows is returned (its schema is still worth checking) with a finding.
+    """
+    path = root / rel
+    sev = ERROR if required else WARNING
+    if not path.exists():
+        if not required:
+            return None, []
+        return None, [Finding(ERROR, rel, None, "missing-file", "required file is missing",
+                              0, (), f"write {rel} into {root} (see DESIGN §2 / "
+                              "pragmatiq.data.schema for its columns)", "")]
+    if path.is_dir():
+        return None, [Finding(sev, rel, None, "not-a-file",
+                              "is a directory (a multi-part parquet dataset), expected one file",
+                              0, (), "write a single file, e.g. Spark .coalesce(1) or "
+                              "pq.ParquetWriter over pyarrow.dataset.dataset(dir).to_batches()", "")]
+    if path.stat().st_size == 0:
+        return None, [Finding(sev, rel, None, "empty-file", "file is empty (0 bytes)", 0, (),
+                              f"rewrite it: pq.write_table(table, '{rel}')", "")]
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        return None, [Finding(sev, rel, None, "corrupt-file",
+                              f"cannot be read as parquet: {_sniff(path)} ({exc})", 0, (),
+                              f"rewrite it with pyarrow: pq.write_table(table, '{rel}') "
+                              "(for CSV/JSON: pyarrow.csv.read_csv / pyarrow.json.read_json "
+                              "first, then cast to the contract schema)", "")]
+    if pf.metadata.num_rows == 0:
+        return pf, [Finding(sev, rel, None, "empty-file", "parquet file has no rows", 0, (),
+                            "write the data into it (or remove the file if it is optional)", "")]
+    return pf, []
+
+
+_NULL_FIX = {
+    "user_id": 'drop rows with no user: table = table.filter(pc.is_valid(table["user_id"]))',
+    "fields": "write a map for every event (an empty map {} if it truly has no fields), "
+              "never null",
+    "attributes": "write an empty map {} for a profile with no attributes, never null",
+    "lifelong": "write an empty list [] for a profile with no milestones, never null",
+}
+
+
+class TableScan:
+    """One parquet file against one contract schema: column and type checks up front, then
+    null counts while the caller streams coerced columns with `batches()`.
+
+    `columns` lists the contract columns to check (all by default; an unknown label task
+    checks only user_id). Columns missing or uncoercible are left out of the batches.
+    """
+
+    def __init__(self, pf: pq.ParquetFile, rel: str, expected: pa.Schema, schema_name: str,
+                 columns: tuple[str, ...] | None = None) -> None:
+        self.pf, self.rel = pf, rel
+        self.findings: list[Finding] = []
+        self.failed = False
+        self.num_rows = pf.metadata.num_rows
+        actual = pf.schema_arrow
+        wanted = columns or tuple(expected.names)
+        self.plan: dict[str, pa.DataType] = {}
+        mistyped: list[str] = []
+        for name in wanted:
+            exp = expected.field(name).type
+            if actual.get_field_index(name) < 0:
+                self.findings.append(Finding(
+                    ERROR, rel, name, "missing-column",
+                    f"column '{name}' ({exp}) is missing; the file has {actual.names}",
+                    self.num_rows, (), f"add '{name}' as {exp} ({schema_name})"))
+                continue
+            self.plan[name] = exp
+            if not accepts(actual.field(name).type, exp):
+                mistyped.append(name)
+        self._report_dtypes(mistyped, expected, schema_name)
+        self.nulls = {name: Tally() for name in self.plan}
+
+    def _report_dtypes(self, mistyped: list[str], expected: pa.Schema, schema_name: str) -> None:
+        if not mistyped:
+            return
+        sample = {}
+        if self.num_rows:
+            try:
+                head = next(self.pf.iter_batches(batch_size=64, columns=mistyped))
+                sample = dict(zip(head.schema.names, head.columns))
+            except (pa.ArrowException, OSError, StopIteration):
+                sample = {}
+        for name in mistyped:
+            act, exp = self.pf.schema_arrow.field(name).type, expected.field(name).type
+            self.findings.append(Finding(
+                ERROR, self.rel, name, "wrong-dtype", f"column '{name}' is {act}, the contract says {exp}",
+                self.num_rows, (), dtype_fix(name, act, exp, schema_name, sample.get(name))))
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, dict[str, pa.Array]]]:
+        """Yield `(row offset, {column: coerced array})`; counts nulls on the way. A read
+        error mid-file becomes a `corrupt-file` finding and ends the stream."""
+        offset = 0
+        names = list(self.plan)
+        try:
+            for batch in self.pf.iter_batches(batch_size=batch_rows, columns=names):
+                raw = dict(zip(batch.schema.names, batch.columns))
+                for name, arr in raw.items():
+                    if arr.null_count:
+                        self.nulls[name].add(arr.is_null(),
+                                             lambda idx: row_examples(offset, idx, raw))
+                cols = {}
+                for name, arr in raw.items():
+                    c = coerce(arr, self.plan[name])
+                    if c is not None:
+                        cols[name] = c
+                yield offset, cols
+                offset += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            self.failed = True
+            self.findings.append(Finding(
+                ERROR, self.rel, None, "corrupt-file", f"read failed after row {offset}: {exc}",
+                self.num_rows - offset, (), f"rewrite {self.rel} from its source"))
+
+    def finish(self) -> list[Finding]:
+        out = list(self.findings)
+        for name, tally in self.nulls.items():
+            out += tally.finding(ERROR, self.rel, name, "null-values",
+                                 f"required column '{name}' has nulls",
+                                 _NULL_FIX.get(name, f'drop or fill these rows: table = '
+                                               f'table.filter(pc.is_valid(table["{name}"]))'))
+        return out
