@@ -28,14 +28,15 @@ def _not_in(ids: pa.Array, reference: pa.Array) -> pa.Array:
 
 
 def _membership(rel: str, column: str, ids: pa.Array | None, profiles: pa.Array | None,
-                severity: str, message: str, fix: str) -> list[Finding]:
+                severity: str, message: str, fix: str, check: str = "unknown-user") -> list[Finding]:
+    """A finding for the `ids` missing from `profiles` (skipped when either is unknown)."""
     if ids is None or profiles is None:
         return []
     missing = _not_in(ids, profiles)
     if not len(missing):
         return []
     ex = tuple(quote(u) for u in missing.slice(0, 3).to_pylist())
-    return [Finding(severity, rel, column, "unknown-user", message, len(missing), ex, fix, "users")]
+    return [Finding(severity, rel, column, check, message, len(missing), ex, fix, "users")]
 
 
 def _scan(root: Path, rel: str, required: bool) -> tuple[TableScan | None, list[Finding], bool]:
@@ -107,7 +108,7 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
                     "or drop their events"))
     add(_membership(schema.PROFILES_FILE, "user_id", profile_users, event_users, WARNING,
                     "profiles with no events (their embedding sees only the profile)",
-                    "drop these profiles, or check that their events were exported"))
+                    "drop these profiles, or check that their events were exported", "no-events"))
 
     scan, found, _ = _scan(root, schema.TRANSFERS_FILE, required=False)
     add(found)

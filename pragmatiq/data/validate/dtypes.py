@@ -126,7 +126,7 @@ def _numeric_ts_fix(col: str, sample: pa.Array | None) -> str:
     else:
         expr = f'pc.cast(pc.cast(table["{col}"], pa.int64()), {us})'
         unit = "epoch microseconds"
-    return f"values look like {unit}: " + _set(col, expr)
+    return _set(col, expr) + f"  # values look like {unit}"
 
 
 def _string_ts_fix(col: str, sample: pa.Array | None) -> str:
@@ -159,7 +159,7 @@ def dtype_fix(col: str, actual: pa.DataType, expected: pa.DataType, schema_name:
         tz = f', tz="{actual.tz}"' if pa.types.is_timestamp(actual) and actual.tz else ""
         target = f'pa.timestamp("us"{tz})'
         if pa.types.is_timestamp(actual) and actual.unit == "ns":
-            return (_cast(col, target, ", safe=False") + " (drops sub-microsecond digits); "
+            return (_cast(col, target, ", safe=False") + "  # drops sub-microsecond digits; "
                     f"in pandas: df['{col}'] = df['{col}'].astype('datetime64[us]')")
         if pa.types.is_timestamp(actual) or pa.types.is_date(actual):
             return _cast(col, target)
@@ -177,7 +177,7 @@ def dtype_fix(col: str, actual: pa.DataType, expected: pa.DataType, schema_name:
     if pa.types.is_floating(expected) and (pa.types.is_integer(actual) or pa.types.is_floating(actual)):
         return _cast(col, type_code(expected))
     if expected.equals(schema.STR_MAP) and pa.types.is_map(actual):
-        return _cast(col, type_code(expected)) + " (values become strings, e.g. 42.1 -> '42.1')"
+        return _cast(col, type_code(expected)) + "  # values become strings: 42.1 -> '42.1'"
     if expected.equals(schema.LIFELONG) and pa.types.is_list(actual):
         return _cast(col, type_code(expected), ", safe=False")
     return rebuild

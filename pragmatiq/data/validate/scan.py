@@ -107,11 +107,11 @@ def _sniff(path: Path) -> str:
 def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFile | None, list[Finding]]:
     """Open `root/rel`; on any problem return None and the findings explaining it.
 
-    A required file that is absent is an error; an optional one is simply skipped. A parquet
-    file with zero rows is returned (its schema is still worth checking) with a finding.
+    A required file that is absent is an error; an optional one is simply skipped. A file that
+    is present but unreadable is an error either way. A parquet file with zero rows is returned
+    (its schema is still worth checking) with an error, or a warning when the file is optional.
     """
     path = root / rel
-    sev = ERROR if required else WARNING
     if not path.exists():
         if not required:
             return None, []
@@ -119,23 +119,24 @@ def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFil
                               0, (), f"write {rel} into {root} (see DESIGN §2 / "
                               "pragmatiq.data.schema for its columns)", "")]
     if path.is_dir():
-        return None, [Finding(sev, rel, None, "not-a-file",
+        return None, [Finding(ERROR, rel, None, "not-a-file",
                               "is a directory (a multi-part parquet dataset), expected one file",
                               0, (), "write a single file, e.g. Spark .coalesce(1) or "
                               "pq.ParquetWriter over pyarrow.dataset.dataset(dir).to_batches()", "")]
     if path.stat().st_size == 0:
-        return None, [Finding(sev, rel, None, "empty-file", "file is empty (0 bytes)", 0, (),
+        return None, [Finding(ERROR, rel, None, "empty-file", "file is empty (0 bytes)", 0, (),
                               f"rewrite it: pq.write_table(table, '{rel}')", "")]
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        return None, [Finding(sev, rel, None, "corrupt-file",
+        return None, [Finding(ERROR, rel, None, "corrupt-file",
                               f"cannot be read as parquet: {_sniff(path)} ({exc})", 0, (),
                               f"rewrite it with pyarrow: pq.write_table(table, '{rel}') "
                               "(for CSV/JSON: pyarrow.csv.read_csv / pyarrow.json.read_json "
                               "first, then cast to the contract schema)", "")]
     if pf.metadata.num_rows == 0:
-        return pf, [Finding(sev, rel, None, "empty-file", "parquet file has no rows", 0, (),
+        return pf, [Finding(ERROR if required else WARNING, rel, None, "empty-file",
+                            "parquet file has no rows", 0, (),
                             "write the data into it (or remove the file if it is optional)", "")]
     return pf, []
 
@@ -197,13 +198,13 @@ class TableScan:
                 ERROR, self.rel, name, "wrong-dtype", f"column '{name}' is {act}, the contract says {exp}",
                 self.num_rows, (), dtype_fix(name, act, exp, schema_name, sample.get(name))))
 
-    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, dict[str, pa.Array]]]:
+    def batches(self, batch_rows: int | None = None) -> Iterator[tuple[int, dict[str, pa.Array]]]:
         """Yield `(row offset, {column: coerced array})`; counts nulls on the way. A read
         error mid-file becomes a `corrupt-file` finding and ends the stream."""
         offset = 0
         names = list(self.plan)
         try:
-            for batch in self.pf.iter_batches(batch_size=batch_rows, columns=names):
+            for batch in self.pf.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=names):
                 raw = dict(zip(batch.schema.names, batch.columns))
                 for name, arr in raw.items():
                     if arr.null_count:
