@@ -78,8 +78,8 @@ def coerce(arr: pa.Array, expected: pa.DataType) -> pa.Array | None:
             return None
         if pa.types.is_floating(expected):
             return pc.cast(arr, pa.float64()) if pa.types.is_integer(t) or pa.types.is_floating(t) else None
-        if accepts(t, expected) or pa.types.is_map(t) or pa.types.is_struct(t):
-            return arr
+        if accepts(t, expected) or pa.types.is_map(t) or pa.types.is_struct(t) or pa.types.is_list(t):
+            return arr  # a list here is a map read as its keys only (scan.map_keys_leaf)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return None

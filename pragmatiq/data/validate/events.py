@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 from pragmatiq.data import schema
 from pragmatiq.data.validate.fields import KeyValueChecks
 from pragmatiq.data.validate.report import ERROR, WARNING, Finding
-from pragmatiq.data.validate.scan import IdSet, Tally, TableScan, quote, row_examples
+from pragmatiq.data.validate.scan import (IdSet, Tally, TableScan, map_keys_leaf, quote,
+                                          row_examples)
 
 _SORT_FIX = ('sort by user then time before writing: table = table.sort_by([("user_id", '
              '"ascending"), ("ts", "ascending")]) (for files larger than memory: ORDER BY '
@@ -180,6 +181,13 @@ class EventChecks:
 def check_events(scan: TableScan) -> tuple[list[Finding], EventFacts]:
     """Stream events.parquet once through every check."""
     checks = EventChecks(scan.rel)
-    for offset, cols in scan.batches():
+    read_as = {}
+    if "fields" in scan.plan and (leaf := map_keys_leaf(scan.pf, "fields")):
+        read_as["fields"] = leaf  # the stream needs only the keys; values from a head sample
+        try:
+            checks.fields.sample_head(scan.pf)
+        except (pa.ArrowException, OSError):
+            pass  # the stream below reports the unreadable file
+    for offset, cols in scan.batches(read_as=read_as):
         checks.update(offset, cols)
     return scan.finish() + checks.findings(), checks.facts()

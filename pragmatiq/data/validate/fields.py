@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pragmatiq.data.validate.report import WARNING, Finding
 from pragmatiq.data.validate.scan import Tally, quote, row_examples
@@ -24,7 +25,9 @@ _DECIMAL = r"^-?[0-9]+[.,][0-9]+$"  # measurements (amounts, prices) are numeric
 
 
 def entry_counts(arr: pa.Array) -> pa.Array:
-    """Entries per row: map length, or the number of non-null children of a struct."""
+    """Entries per row: map (or keys-only list) length, or a struct's non-null children."""
+    if pa.types.is_list(arr.type):
+        return pc.list_value_length(arr)
     if pa.types.is_map(arr.type):
         off = arr.offsets
         return pc.subtract(off.slice(1), off.slice(0, len(off) - 1))
@@ -68,19 +71,35 @@ class KeyValueChecks:
         self._values: list[pa.Array] = []
 
     def update(self, offset: int, cols: dict[str, pa.Array]) -> None:
+        """Empty rows; the identifier sample too while it has room and values are present
+        (a keys-only list from `scan.map_keys_leaf` has none: see `sample_head`)."""
         arr = cols.get(self.column)
-        if arr is None or not (pa.types.is_map(arr.type) or pa.types.is_struct(arr.type)):
+        kind = arr.type if arr is not None else None
+        if kind is None or not (pa.types.is_map(kind) or pa.types.is_struct(kind)
+                                or pa.types.is_list(kind)):
             return
         if self.report_empty:
             empty = pc.and_(arr.is_valid(), pc.equal(entry_counts(arr), 0))
             self.empty.add(empty, lambda idx: row_examples(offset, idx, cols))
-        if self._room > 0:
-            head = arr.slice(0, self._room)
-            k, v = key_values(head)
-            self._keys.append(k)
-            self._values.append(v)
-            self._room -= len(head)
-            self._sampled += len(head)
+        if not pa.types.is_list(kind):
+            self._sample(arr)
+
+    def sample_head(self, pf: pq.ParquetFile, batch_rows: int = 1 << 16) -> None:
+        """Fill the identifier sample from the head of `pf`, reading the whole column."""
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=[self.column]):
+            if self._room <= 0:
+                break
+            self._sample(batch.column(0))
+
+    def _sample(self, arr: pa.Array) -> None:
+        if self._room <= 0:
+            return
+        head = arr.slice(0, self._room)
+        k, v = key_values(head)
+        self._keys.append(k)
+        self._values.append(v)
+        self._room -= len(head)
+        self._sampled += len(head)
 
     def findings(self) -> list[Finding]:
         out = self.empty.finding(

@@ -141,6 +141,17 @@ def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFil
     return pf, []
 
 
+def map_keys_leaf(pf: pq.ParquetFile, column: str) -> str | None:
+    """The parquet path of a map column's keys (`fields.key_value.key`), or None when the
+    column is not stored as a map. Reading it yields list<struct<key>> with the map's nulls."""
+    if not pa.types.is_map(pf.schema_arrow.field(column).type):
+        return None
+    paths = [pf.schema.column(i).path for i in range(len(pf.schema))]
+    keys = [p for p in paths if p.startswith(column + ".") and p.count(".") == 2
+            and p.endswith(".key")]
+    return keys[0] if len(keys) == 1 else None
+
+
 _NULL_FIX = {
     "user_id": 'drop rows with no user: table = table.filter(pc.is_valid(table["user_id"]))',
     "fields": "write a map for every event (an empty map {} if it truly has no fields), "
@@ -198,11 +209,16 @@ class TableScan:
                 ERROR, self.rel, name, "wrong-dtype", f"column '{name}' is {act}, the contract says {exp}",
                 self.num_rows, (), dtype_fix(name, act, exp, schema_name, sample.get(name))))
 
-    def batches(self, batch_rows: int | None = None) -> Iterator[tuple[int, dict[str, pa.Array]]]:
+    def batches(self, batch_rows: int | None = None, read_as: dict[str, str] | None = None
+                ) -> Iterator[tuple[int, dict[str, pa.Array]]]:
         """Yield `(row offset, {column: coerced array})`; counts nulls on the way. A read
-        error mid-file becomes a `corrupt-file` finding and ends the stream."""
+        error mid-file becomes a `corrupt-file` finding and ends the stream.
+
+        `read_as` maps a column to the parquet leaf to read in its place (`map_keys_leaf`):
+        a map's keys alone tell nulls and empties apart at a third of the decoding cost.
+        """
         offset = 0
-        names = list(self.plan)
+        names = [(read_as or {}).get(n, n) for n in self.plan]
         try:
             for batch in self.pf.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=names):
                 raw = dict(zip(batch.schema.names, batch.columns))
