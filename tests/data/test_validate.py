@@ -140,6 +140,28 @@ def test_corrupt_label_file_is_an_error_not_unusable(tmp_path):
     assert report.exit_code == 1
 
 
+def test_corrupt_pages_are_reported_while_streaming(tmp_path):
+    root = write_tiny(tmp_path)
+    path = root / "events.parquet"
+    data = bytearray(path.read_bytes())
+    data[8:120] = bytes((b * 7 + 13) % 256 for b in data[8:120])  # first page header; footer intact
+    path.write_bytes(bytes(data))
+    report = validate_dataset(root)
+    f = only(report, "corrupt-file")
+    assert f.file == "events.parquet" and "read failed after row 0" in f.message
+    assert report.exit_code == 2
+    # a half-read events file must not make every profile look eventless
+    assert "no-events" not in {x.check for x in report.findings}
+
+
+def test_truncated_file(tmp_path):
+    root = write_tiny(tmp_path)
+    path = root / "profiles.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    f = only(validate_dataset(root), "corrupt-file")
+    assert f.file == "profiles.parquet" and "truncated" in f.message
+
+
 def test_zero_byte_file(tmp_path):
     root = write_tiny(tmp_path)
     (root / "profiles.parquet").write_bytes(b"")

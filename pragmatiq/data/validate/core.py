@@ -91,6 +91,7 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
         found, events = check_events(scan)
         add(found)
         report.unusable |= scan.failed
+        events = None if scan.failed else events  # partial facts would mislead cross checks
 
     profile_users = None
     scan, found, bad = _scan(root, schema.PROFILES_FILE, required=True)
@@ -100,6 +101,7 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
         found, profile_users = check_profiles(scan)
         add(found)
         report.unusable |= scan.failed
+        profile_users = None if scan.failed else profile_users
 
     event_users = events.users if events else None
     add(_membership(schema.EVENTS_FILE, "user_id", event_users, profile_users, ERROR,

@@ -95,13 +95,27 @@ def row_examples(offset: int, idx: list[int], cols: dict[str, pa.Array],
 
 
 def _sniff(path: Path) -> str:
+    """A guess at what a file that parquet cannot open actually is."""
     with open(path, "rb") as fh:
         head = fh.read(64)
+        fh.seek(max(path.stat().st_size - 4, 0))
+        tail = fh.read(4)
+    if head[:4] == b"PAR1":
+        return ("it is parquet but its metadata is corrupt" if tail == b"PAR1"
+                else "it is truncated (no parquet footer)")
     if head[:1] in (b"{", b"["):
         return "it looks like JSON"
-    if b"," in head and head.isascii():
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if "," in text:
         return "it looks like CSV"
-    return "it has no parquet footer (truncated or corrupt)"
+    return "it is not parquet"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFile | None, list[Finding]]:
@@ -130,7 +144,7 @@ def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFil
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         return None, [Finding(ERROR, rel, None, "corrupt-file",
-                              f"cannot be read as parquet: {_sniff(path)} ({exc})", 0, (),
+                              f"cannot be read as parquet: {_sniff(path)} ({_one_line(exc)})", 0, (),
                               f"rewrite it with pyarrow: pq.write_table(table, '{rel}') "
                               "(for CSV/JSON: pyarrow.csv.read_csv / pyarrow.json.read_json "
                               "first, then cast to the contract schema)", "")]
@@ -236,7 +250,7 @@ class TableScan:
         except (pa.ArrowException, OSError) as exc:
             self.failed = True
             self.findings.append(Finding(
-                ERROR, self.rel, None, "corrupt-file", f"read failed after row {offset}: {exc}",
+                ERROR, self.rel, None, "corrupt-file", f"read failed after row {offset}: {_one_line(exc)}",
                 self.num_rows - offset, (), f"rewrite {self.rel} from its source"))
 
     def finish(self) -> list[Finding]:
