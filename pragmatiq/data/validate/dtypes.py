@@ -85,6 +85,25 @@ def coerce(arr: pa.Array, expected: pa.DataType) -> pa.Array | None:
     return None
 
 
+def dtype_hint(actual: pa.DataType, expected: pa.DataType) -> str:
+    """Where a wrong type usually comes from, to append to the message ("" if unknown)."""
+    if pa.types.is_timestamp(actual) and actual.unit == "ns":
+        return " (pandas' default unit)"
+    if pa.types.is_timestamp(actual) or pa.types.is_date(actual):
+        return f" (unit '{getattr(actual, 'unit', 'day')}'; the contract uses microseconds)"
+    if schema.is_timestamp_us(expected) and _is_string_like(actual):
+        return " (timestamps written as text)"
+    if schema.is_timestamp_us(expected) and (pa.types.is_integer(actual) or pa.types.is_floating(actual)):
+        return " (epoch numbers)"
+    if pa.types.is_string(expected) and pa.types.is_integer(actual):
+        return " (ids must be strings)"
+    if pa.types.is_dictionary(actual):
+        return " (a pandas categorical)"
+    if expected.equals(schema.STR_MAP) and (pa.types.is_struct(actual) or pa.types.is_map(actual)):
+        return " (values must be raw strings such as '42.10', never numbers)"
+    return ""
+
+
 def type_code(t: pa.DataType) -> str:
     """The pyarrow expression that builds `t`, for fix messages."""
     if t.equals(schema.STR_MAP):

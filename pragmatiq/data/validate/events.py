@@ -164,15 +164,21 @@ class EventChecks:
                                       "timestamps go backwards within a user's events", _SORT_FIX)
         valid = ", ".join(schema.SOURCES)
         out += self.unknown.finding(ERROR, r, "source", "unknown-source",
-                                    f"unknown source (valid: {valid})",
-                                    f"map each source to one of {valid}, e.g. "
-                                    'pc.replace_substring_regex / a dict lookup before writing')
+                                    f"unknown source (valid: {valid})", self._source_fix(valid))
         out += self.implausible.finding(WARNING, r, "ts", "implausible-ts",
                                         "timestamps before 1990 or after 2100: epoch numbers "
                                         "cast with the wrong unit?",
                                         "check the unit: seconds need x1_000_000, "
                                         "milliseconds x1_000 before casting to timestamp[us]")
         return out + self.fields.findings()
+
+    def _source_fix(self, valid: str) -> str:
+        if self.unknown_values and all(v.lower() in schema.SOURCES for v in self.unknown_values):
+            return ('table = table.set_column(table.schema.get_field_index("source"), "source", '
+                    'pc.utf8_lower(table["source"]))')
+        return (f"map each value to one of {valid} before writing (card payments and P2P are "
+                "'transaction', screens and logins 'app', orders 'trading', campaign messages "
+                "'communication')")
 
     def facts(self) -> EventFacts:
         return EventFacts(self.runs.users() if self._has_uid else None, self.ts_min, self.ts_max)

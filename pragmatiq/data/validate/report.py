@@ -32,7 +32,8 @@ class Finding:
         where = self.file + (f"[{self.column}]" if self.column else "")
         detail = []
         if self.count:
-            detail.append(f"{self.count:,} {self.unit}".rstrip())
+            unit = self.unit[:-1] if self.count == 1 and self.unit.endswith("s") else self.unit
+            detail.append(f"{self.count:,} {unit}".rstrip())
         if self.examples:
             detail.append("e.g. " + ", ".join(self.examples))
         extent = f" ({'; '.join(detail)})" if detail else ""

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pragmatiq.data.validate.dtypes import accepts, coerce, dtype_fix
+from pragmatiq.data.validate.dtypes import accepts, coerce, dtype_fix, dtype_hint
 from pragmatiq.data.validate.report import ERROR, WARNING, Finding
 
 BATCH_ROWS = 1 << 17
@@ -220,7 +220,8 @@ class TableScan:
         for name in mistyped:
             act, exp = self.pf.schema_arrow.field(name).type, expected.field(name).type
             self.findings.append(Finding(
-                ERROR, self.rel, name, "wrong-dtype", f"column '{name}' is {act}, the contract says {exp}",
+                ERROR, self.rel, name, "wrong-dtype",
+                f"column '{name}' is {act}{dtype_hint(act, exp)}, the contract says {exp}",
                 self.num_rows, (), dtype_fix(name, act, exp, schema_name, sample.get(name))))
 
     def batches(self, batch_rows: int | None = None, read_as: dict[str, str] | None = None
