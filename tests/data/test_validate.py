@@ -500,6 +500,26 @@ def test_finding_line_and_report_dict(tmp_path):
     assert report.findings[0].line().startswith("WARNING profiles.parquet[user_id]: ")
 
 
+def test_streams_record_batches_and_never_reads_whole_files(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("validate must stream record batches, not read whole files")
+
+    for method in ("read", "read_row_group", "read_row_groups"):
+        monkeypatch.setattr(pq.ParquetFile, method, refuse)
+    monkeypatch.setattr(pq, "read_table", refuse)
+    bad = _reorder(tiny_events(), [0, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    report = validate_dataset(write_tiny(tmp_path, events=bad))
+    assert only(report, "ts-out-of-order").count == 1
+
+
+def test_synthetic_bank_validates_clean(tmp_path):
+    from pragmatiq import api
+
+    api.synthesize({"n_users": 40, "seed": 1}, out=tmp_path / "bank", n_workers=1, progress=False)
+    report = validate_dataset(tmp_path / "bank")
+    assert report.findings == [], [f.line() for f in report.findings]
+
+
 def test_validate_never_imports_torch():
     code = ("import sys; from pragmatiq.data.validate import validate_dataset; "
             "assert 'torch' not in sys.modules")
