@@ -19,7 +19,9 @@ from pragmatiq.data.synth.codes import (
     BRAND_CAT, campaign_id,
 )
 from pragmatiq.data.synth.transfers import ring_transfers
-from pragmatiq.data.synth.user import _OUTGOING, simulate_user
+from pragmatiq.data.synth.user import (
+    _OUTGOING, profit_6m, recurring_candidates, simulate_block, simulate_user,
+)
 from pragmatiq.data.synth.world import US_PER_DAY, World
 
 KEYS = {
@@ -78,84 +80,93 @@ def _device_table(users, seed: int) -> pa.Array:
 
 def _fields(ev: dict, local: np.ndarray, devices: pa.Array, w: World) -> pa.MapArray:
     """Assemble the `fields` map of every event of the block (event-major, keys in KEYS
-    order, `counterparty` replacing `merchant` on P2P transfers)."""
+    order, `counterparty` replacing `merchant` on P2P transfers).
+
+    Categorical fields are integer codes into one string table (all small vocabularies, the
+    block's device ids, the campaign ids); formatted fields (amounts, prices, store merchants,
+    counterparties) are built with `pyarrow.compute`. Every value lands in its slot through
+    one index array and a single `take`."""
+    tables = [T_CUR, T_MCC, T_TXN, T_CH, T_CTRY, T_SCREEN, T_ACT, T_OS, T_VER, T_INST, T_SIDE,
+              T_ORDER, T_COMM, T_CCH, T_TPL, T_MERCH, _campaigns(w), devices]
+    off = dict(zip(map(id, tables), np.cumsum([0] + [len(t) for t in tables[:-1]])))
+    vocab_len = sum(len(t) for t in tables)
     src = ev["src"]
     n = len(src)
-    cols = []  # (source, key, present mask or None, values array)
+    cols = []  # (source, key, present mask or None, table or None, codes or Arrow strings)
     m = {s: np.flatnonzero(src == s) for s in KEYS}
     g = lambda s, c: ev[c][m[s]]  # noqa: E731
     if len(m[TXN]):
         c1, c2, cp = g(TXN, "c1"), g(TXN, "c2"), g(TXN, "amt2")
-        names = T_MERCH.take(c1)
-        merchant = pc.if_else(pa.array(c2 > 0),
-                              pc.binary_join_element_wise(
-                                  names, pc.cast(pa.array(c2.astype(np.int64)), pa.string()),
-                                  " "), names)
-        p2p = cp >= 0
+        p2p, shop = cp >= 0, c2 > 0
+        named = ~p2p & ~shop
         width = user_id_width(w.cfg.n_users)
         cols += [
-            (TXN, "amount", None, fixed(g(TXN, "amt"), 2)),
-            (TXN, "currency", None, T_CUR.take(g(TXN, "c3"))),
-            (TXN, "mcc", None, T_MCC.take(c1)),
-            (TXN, "merchant", ~p2p, merchant.filter(pa.array(~p2p))),
-            (TXN, "txn_type", None, T_TXN.take(g(TXN, "c0"))),
-            (TXN, "channel", None, T_CH.take(g(TXN, "c4"))),
-            (TXN, "country", None, T_CTRY.take(g(TXN, "c5"))),
-            (TXN, "counterparty", p2p, user_ids(cp[p2p], width)),
+            (TXN, "amount", None, None, fixed(g(TXN, "amt"), 2)),
+            (TXN, "currency", None, T_CUR, g(TXN, "c3")),
+            (TXN, "mcc", None, T_MCC, c1),
+            (TXN, "merchant", named, T_MERCH, c1[named]),
+            (TXN, "merchant", shop, None, _merchant_strings(c1[shop], c2[shop])),
+            (TXN, "txn_type", None, T_TXN, g(TXN, "c0")),
+            (TXN, "channel", None, T_CH, g(TXN, "c4")),
+            (TXN, "country", None, T_CTRY, g(TXN, "c5")),
+            (TXN, "counterparty", p2p, None, user_ids(cp[p2p], width)),
         ]
     if len(m[APP]):
-        dev = local[m[APP]] * 5 + g(APP, "c2")
         cols += [
-            (APP, "screen", None, T_SCREEN.take(g(APP, "c0"))),
-            (APP, "action", None, T_ACT.take(g(APP, "c1"))),
-            (APP, "device_id", None, devices.take(dev)),
-            (APP, "os", None, T_OS.take(g(APP, "c3"))),
-            (APP, "app_version", None, T_VER.take(g(APP, "c4"))),
-            (APP, "geo_country", None, T_CTRY.take(g(APP, "c5"))),
+            (APP, "screen", None, T_SCREEN, g(APP, "c0")),
+            (APP, "action", None, T_ACT, g(APP, "c1")),
+            (APP, "device_id", None, devices, local[m[APP]] * 5 + g(APP, "c2")),
+            (APP, "os", None, T_OS, g(APP, "c3")),
+            (APP, "app_version", None, T_VER, g(APP, "c4")),
+            (APP, "geo_country", None, T_CTRY, g(APP, "c5")),
         ]
     if len(m[TRADE]):
         inst, qty = g(TRADE, "c0"), g(TRADE, "amt")
-        crypto = C.CRYPTO[inst]
-        quantity = pc.if_else(pa.array(crypto), fixed(qty, 4),
+        quantity = pc.if_else(pa.array(C.CRYPTO[inst]), fixed(qty, 4),
                               pc.cast(pa.array(qty // 10_000), pa.string()))
         cols += [
-            (TRADE, "instrument", None, T_INST.take(inst)),
-            (TRADE, "side", None, T_SIDE.take(g(TRADE, "c1"))),
-            (TRADE, "quantity", None, quantity),
-            (TRADE, "price", None, fixed(g(TRADE, "amt2"), 2)),
-            (TRADE, "order_type", None, T_ORDER.take(g(TRADE, "c2"))),
+            (TRADE, "instrument", None, T_INST, inst),
+            (TRADE, "side", None, T_SIDE, g(TRADE, "c1")),
+            (TRADE, "quantity", None, None, quantity),
+            (TRADE, "price", None, None, fixed(g(TRADE, "amt2"), 2)),
+            (TRADE, "order_type", None, T_ORDER, g(TRADE, "c2")),
         ]
     if len(m[COMM]):
-        tpl, month = g(COMM, "c1"), g(COMM, "c3")
+        tpl = g(COMM, "c1")
         cols += [
-            (COMM, "comm_event", None, T_COMM.take(g(COMM, "c0"))),
-            (COMM, "campaign_id", None, _campaigns(w).take(month * len(C.TEMPLATES) + tpl)),
-            (COMM, "channel", None, T_CCH.take(g(COMM, "c2"))),
-            (COMM, "template", None, T_TPL.take(tpl)),
+            (COMM, "comm_event", None, T_COMM, g(COMM, "c0")),
+            (COMM, "campaign_id", None, _campaigns(w), g(COMM, "c3") * len(C.TEMPLATES) + tpl),
+            (COMM, "channel", None, T_CCH, g(COMM, "c2")),
+            (COMM, "template", None, T_TPL, tpl),
         ]
-    # Fields per event and each field's slot.
+    # Fields per event; a key's slot is the event's offset plus the number of keys before it.
     nf = np.zeros(n, np.int64)
-    present = {}
-    for s, key, mask, _ in cols:
-        p = np.ones(len(m[s]), bool) if mask is None else mask
-        present[(s, key)] = p
-        nf[m[s]] += p
+    for s in KEYS:
+        nf[m[s]] = len(KEYS[s])
+    nf[m[TXN]] -= 1  # merchant or counterparty, never both
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(nf, out=offsets[1:])
     total = int(offsets[-1])
-    rank = {s: np.zeros(len(m[s]), np.int64) for s in KEYS}
-    dests, values = [], []
-    key_ids = np.empty(total, np.int32)
-    for s, key, _, vals in cols:
-        p = present[(s, key)]
-        dest = offsets[m[s][p]] + rank[s][p]
-        rank[s] += p
-        dests.append(dest)
-        values.append(vals)
+    slot = {s: offsets[m[s]] for s in KEYS}
+    key_ids = np.empty(total, np.int8)
+    index = np.empty(total, np.int64)
+    dyn, dyn_len = [], vocab_len
+    # On P2P events `counterparty` (last) replaces `merchant`: later keys move up one slot.
+    p2p_shift = (ev["amt2"][m[TXN]] >= 0).astype(np.int64)
+    for s, key, mask, table, vals in cols:
+        rank = KEYS[s].index(key)
+        base = slot[s] + rank
+        if s == TXN and rank > KEYS[TXN].index("merchant"):
+            base = base - p2p_shift
+        dest = base if mask is None else base[mask]
         key_ids[dest] = _KEY_ID[key]
-    inv = np.empty(total, np.int64)
-    inv[np.concatenate(dests)] = np.arange(total)
-    items = pa.concat_arrays([v.cast(pa.string()) for v in values]).take(pa.array(inv))
+        if table is not None:
+            index[dest] = off[id(table)] + vals
+        else:
+            index[dest] = dyn_len + np.arange(len(vals))
+            dyn.append(vals)
+            dyn_len += len(vals)
+    items = pa.concat_arrays(tables + dyn).take(pa.array(index))
     keys = T_KEYS.take(pa.array(key_ids))
     return pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)), keys, items)
 
@@ -177,14 +188,11 @@ def generate_block(b: int, w: World) -> dict:
     "labels": {task: table}, "stats": {...}}."""
     cfg = w.cfg
     lo, hi = b * cfg.block_size, min((b + 1) * cfg.block_size, cfg.n_users)
-    results = [simulate_user(i, w) for i in range(lo, hi)]
-    users = [r.user for r in results]
+    draws = [simulate_user(i, w) for i in range(lo, hi)]
+    ev, local = simulate_block(draws, w)
+    users = [d.user for d in draws]
     width = user_id_width(cfg.n_users)
     uid = user_ids(np.arange(lo, hi), width)
-    counts = np.array([len(r.events["ts"]) for r in results])
-    local = np.repeat(np.arange(hi - lo), counts)
-    ev = {k: np.concatenate([r.events[k] for r in results]) for k in results[0].events}
-
     events = pa.Table.from_arrays(
         [uid.take(pa.array(local)), _ts(ev["ts"]), T_SOURCES.take(pa.array(ev["src"])),
          _fields(ev, local, _device_table(users, w.seed), w)],
@@ -192,8 +200,8 @@ def generate_block(b: int, w: World) -> dict:
     )
     profiles = _profiles(users, uid, w)
     transfers = _transfers(ev, local, lo, hi, w, width)
-    labels = _labels(results, uid, ev, local, w)
-    stats = _stats(results, ev, w)
+    labels = _labels(draws, uid, ev, local, w)
+    stats = _stats(draws, ev, local, w)
     return {"events": events, "profiles": profiles, "transfers": transfers, "labels": labels,
             "stats": stats}
 
@@ -234,41 +242,55 @@ def _transfers(ev, local, lo, hi, w: World, width: int) -> pa.Table:
     )
 
 
-def _labels(results, uid: pa.Array, ev, local, w: World) -> dict[str, pa.Table]:
+def _merchant_strings(code: np.ndarray, store: np.ndarray) -> pa.Array:
+    names = T_MERCH.take(pa.array(code))
+    joined = pc.binary_join_element_wise(names, pc.cast(pa.array(store), pa.string()), " ")
+    return pc.if_else(pa.array(store > 0), joined, names)
+
+
+def _labels(draws, uid: pa.Array, ev, local, w: World) -> dict[str, pa.Table]:
     L = schema.LABEL_SCHEMAS
     out = {}
-    n = len(results)
+    n = len(draws)
     eval_d = w.start_us + w.eval_default * US_PER_DAY
     eval_c = w.start_us + w.eval_churn * US_PER_DAY
 
-    def forecast(task, attr, eval_us, extra=False):
-        idx = np.array([j for j, r in enumerate(results) if getattr(r, attr) is not None],
+    def forecast(task, attr, eval_us, profit=None):
+        idx = np.array([j for j, d in enumerate(draws) if getattr(d, attr) is not None],
                        dtype=np.int64)
-        lab = np.array([getattr(results[j], attr)[0] for j in idx], dtype=np.int8)
+        if profit is not None:
+            lab = (profit[idx] > 0).astype(np.int8)
+        else:
+            lab = np.array([getattr(draws[j], attr)[0] for j in idx], dtype=np.int8)
         cols = [uid.take(pa.array(idx)), _ts(np.full(len(idx), eval_us)),
                 pa.array(lab, pa.int8())]
-        if extra:
-            cols.append(pa.array([float(results[j].ltv[1]) for j in idx], pa.float64()))
+        if profit is not None:
+            cols.append(pa.array(profit[idx], pa.float64()))
         return pa.Table.from_arrays(cols, schema=L[task])
 
     out["default_12m"] = forecast("default_12m", "default", eval_d)
     out["churn_6m"] = forecast("churn_6m", "churn", eval_c)
-    out["ltv_positive"] = forecast("ltv_positive", "ltv", eval_c, extra=True)
-    mule = np.array([r.user.index in w.ring_of_user for r in results], dtype=np.int8)
+    out["ltv_positive"] = forecast("ltv_positive", "churn", eval_c,
+                                   profit=profit_6m(draws, ev, local, w))
+    mule = np.array([d.user.index in w.ring_of_user for d in draws], dtype=np.int8)
     out["aml"] = pa.Table.from_arrays([uid, _ts(np.full(n, w.end_us - 1)), pa.array(mule)],
                                       schema=L["aml"])
     out_m = (ev["src"] == TXN) & np.isin(ev["c0"], _OUTGOING)
     out["fraud"] = pa.Table.from_arrays(
         [uid.take(pa.array(local[out_m])), _ts(ev["ts"][out_m]),
          pa.array(ev["fraud"][out_m], pa.int8())], schema=L["fraud"])
-    rj = [j for j, r in enumerate(results) for _ in r.series]
-    rows = [s for r in results for s in r.series]
+    ru, rts, rm, rs, rl, names = recurring_candidates(draws, ev, local)
+    planted = rs < 0
+    sid = pa.concat_arrays([pa.array([names[k] for k in rm[planted]], pa.string()),
+                            _merchant_strings(rm[~planted], rs[~planted])])
+    perm = np.concatenate([np.flatnonzero(planted), np.flatnonzero(~planted)])
+    order = np.lexsort((rts[perm], ru[perm]))
     out["recurring"] = pa.Table.from_arrays(
-        [uid.take(pa.array(np.array(rj, np.int64))), _ts([s[0] for s in rows]),
-         pa.array([s[1] for s in rows], pa.string()),
-         pa.array(np.array([s[2] for s in rows], np.int8))], schema=L["recurring"])
-    uj = [j for j, r in enumerate(results) for _ in r.uplift]
-    up = [s for r in results for s in r.uplift]
+        [uid.take(pa.array(ru[perm][order])), _ts(rts[perm][order]),
+         sid.take(pa.array(order)), pa.array(rl[perm][order], pa.int8())],
+        schema=L["recurring"])
+    uj = [j for j, d in enumerate(draws) for _ in d.uplift]
+    up = [s for d in draws for s in d.uplift]
     cids = _campaigns(w).take(pa.array(np.array([s[1] * len(C.TEMPLATES) + s[2] for s in up],
                                                 np.int64)))
     out["comm_uplift"] = pa.Table.from_arrays(
@@ -278,29 +300,30 @@ def _labels(results, uid: pa.Array, ev, local, w: World) -> dict[str, pa.Table]:
     return out
 
 
-def _stats(results, ev, w: World) -> dict:
+def _stats(draws, ev, local, w: World) -> dict:
     """Sums the manifest and `calibrate` need (all additive across blocks)."""
-    card = (ev["src"] == TXN) & (ev["c0"] == C.TXN["card_payment"]) & (
+    card = (ev["src"] == TXN) & np.isin(ev["c0"], (C.TXN["card_payment"],
+                                                   C.TXN["atm_withdrawal"])) & (
         ev["c1"] < len(C.BRANDS))
     cat = BRAND_CAT[ev["c1"][card]]
     eur = ev["amt"][card] / 100.0 * CUR_FX[ev["c3"][card]]
     n_cat = len(C.CATEGORIES)
-    active_months = 0.0
-    for r in results:
-        ts = r.events["ts"]
-        if len(ts):
-            last = (ts[-1] - w.start_us) / US_PER_DAY
-            active_months += max(last - r.user.first_day, 1.0) / 30.44
+    B = len(draws)
+    counts = np.bincount(local, minlength=B)
+    ends = np.cumsum(counts) - 1
+    first = np.array([d.user.first_day for d in draws], float)
+    last = np.where(counts > 0, (ev["ts"][np.maximum(ends, 0)] - w.start_us) / US_PER_DAY, first)
+    active_months = float((np.maximum(last - first, 1.0) * (counts > 0)).sum() / 30.44)
     return {
-        "n_users": len(results),
+        "n_users": B,
         "n_events": int(len(ev["src"])),
         "events_by_source": np.bincount(ev["src"], minlength=4).tolist(),
         "active_user_months": active_months,
-        "persona_counts": np.bincount([r.user.persona for r in results],
+        "persona_counts": np.bincount([d.user.persona for d in draws],
                                       minlength=len(C.PERSONAS)).tolist(),
-        "country_counts": np.bincount([r.user.country for r in results],
+        "country_counts": np.bincount([d.user.country for d in draws],
                                       minlength=len(C.COUNTRIES)).tolist(),
         "card_count_by_category": np.bincount(cat, minlength=n_cat).tolist(),
         "card_eur_by_category": np.bincount(cat, weights=eur, minlength=n_cat).tolist(),
-        "fraud_users": int(sum(bool(r.events["fraud"].any()) for r in results)),
+        "fraud_users": int(sum(d.fraud_day is not None for d in draws)),
     }

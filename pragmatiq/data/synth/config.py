@@ -39,7 +39,7 @@ class SynthConfig:
     block_size: int = 250  # users per generation block (part of the output's identity)
     compression: str = "zstd"
     # Behaviour priors.
-    events_per_user_month: float = 55.0  # mean over active user-months
+    events_per_user_month: float = 42.0  # mean over active user-months
     activity_sigma: float = 0.6  # lognormal spread of per-user activity (heavy tail)
     persona_shares: dict = field(
         default_factory=lambda: _shares(

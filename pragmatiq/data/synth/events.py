@@ -15,7 +15,7 @@ from pragmatiq.data.synth.codes import (
     APP, ATO_COUNTRY, BRAND_CAT, COMM, CUR_FX, HOME_CURRENCY, MERCHANT_ONLINE, SP,
     TRADE, TRAVEL_COUNTRY, TRAVEL_CUR, TXN, make_chunk,
 )
-from pragmatiq.data.synth.traits import DOW_WEIGHT, HOUR_CDF, User, pick
+from pragmatiq.data.synth.traits import HOUR_CDF, User, pick
 from pragmatiq.data.synth.world import US_PER_DAY, World
 
 _MAX_BRANDS = int(C.BRAND_COUNT.max())
@@ -24,7 +24,6 @@ _ZIPF = np.ones((len(C.CATEGORIES), _MAX_BRANDS))
 for _c, _n in enumerate(C.BRAND_COUNT):
     _p = 1.0 / np.arange(1, _n + 1) ** 1.1
     _ZIPF[_c, :_n] = np.cumsum(_p) / _p.sum()
-_SEASON = np.array([0.95, 0.9, 0.97, 1.0, 1.0, 1.02, 1.05, 1.05, 1.0, 1.0, 1.05, 1.2])
 _US_PER_S = 1_000_000
 _MARKETING = np.array([C.TPL[t] for t in ("cashback_offer_v2", "premium_upsell",
                                           "savings_boost", "trading_promo", "feature_news",
@@ -51,12 +50,12 @@ class Timeline:
 
     def __init__(self, user: User, w: World, rng: np.random.Generator):
         D = w.n_days
-        self.days = np.arange(D)
-        active = (self.days >= user.first_day) & (self.days < user.end_day)
-        self.eng = user.engagement(self.days)
-        self.stress = user.stress_at(self.days)
-        self.weight = (DOW_WEIGHT[w.day_dow] * _SEASON[(w.day_month + self.month0(w)) % 12]
-                       * self.eng * active)
+        days = w.days
+        self.eng = user.engagement(days) if user.onset_day < D else w.ones
+        self.stress = user.stress_at(days) if user.shock_day < D else np.full(D, user.stress0)
+        lo, hi = max(user.first_day, 0), min(user.end_day, D)
+        self.weight = np.zeros(D)
+        self.weight[lo:hi] = w.rhythm[lo:hi] * self.eng[lo:hi]
         # Travel: a few trips a year, longer and more frequent with income.
         self.trip = np.full(D, -1, dtype=np.int16)
         span = max(user.end_day - user.first_day, 1)
@@ -68,13 +67,16 @@ class Timeline:
             if C.TRAVEL[d] != C.COUNTRIES[user.country]:
                 self.trip[s:s + ln] = d
 
-    @staticmethod
-    def month0(w: World) -> int:
-        return int(str(np.datetime64(w.cfg.start, "M"))[5:7]) - 1
+
+# Rows of the per-event uniform matrix drawn for the everyday stream.
+U_NIGHT, U_HOUR, U_SEC, U_SRC, U_KEEP, U_F = 0, 1, 2, 3, 4, 5
+N_UNIFORM = U_F + 8
 
 
-def everyday(user: User, w: World, tl: Timeline, rng: np.random.Generator):
-    """The bulk stream: card payments, app sessions, trades and marketing messages."""
+def everyday_draws(user: User, w: World, tl: Timeline, rng: np.random.Generator):
+    """The bulk stream's randomness for one user: the sorted event days (from the daily
+    intensity: weekday rhythm, seasonality, engagement, heavy-tailed activity) and per-event
+    uniforms and normals. `pool.everyday_fields` turns a block of these into events."""
     lam = (w.activity_scale * C.PERSONA_ACTIVITY[user.persona]
            * np.exp(0.25 * user.tech + 0.15 * user.spend)
            * np.exp(w.cfg.activity_sigma * rng.standard_normal()
@@ -82,247 +84,126 @@ def everyday(user: User, w: World, tl: Timeline, rng: np.random.Generator):
     cum = np.cumsum(tl.weight)
     total = cum[-1]
     n = int(rng.poisson(lam * total)) if total > 0 else 0
-    if n == 0:
-        return [], np.zeros(0)
-    U = rng.random((8, n))
-    day = np.sort(np.minimum(np.searchsorted(cum, U[0] * total, side="right"), w.n_days - 1))
-    stress = tl.stress[day]
-    # Hours: a night block (0-4h) whose share rises with financial stress, else the day curve.
-    p_night = 0.025 + 0.14 * _sigmoid(2.2 * (stress - 1.0)) + 0.02 * (user.persona == 0)
-    hour = np.where(U[1] < p_night, (U[2] * 5).astype(int), pick(HOUR_CDF, U[2]))
-    secs = hour * 3600 + U[3] * 3600
-    ts = _ts(w, day, secs)
-    order = np.argsort(ts, kind="stable")
-    day, ts, stress = day[order], ts[order], stress[order]
-
-    # Sources: app use fades faster than spending when engagement drops.
-    eng = tl.eng[day]
-    p_app = np.clip(0.30 + 0.07 * user.tech, 0.12, 0.5) * (0.3 + 0.7 * eng)
-    p_trade = np.where(day >= user.trading_day, 0.03 + 0.08 * _sigmoid(2 * user.risk), 0.0)
-    p_comm = 0.045
-    u = U[4]
-    src = np.where(u < p_app, APP, np.where(u < p_app + p_trade, TRADE,
-                                            np.where(u < p_app + p_trade + p_comm, COMM, TXN)))
-    chunks = []
-    for s, fn in ((TXN, _txn), (APP, _app), (TRADE, _trade), (COMM, _comm)):
-        m = src == s
-        if m.any():
-            chunks.append(fn(user, w, tl, rng, day[m], ts[m], stress[m]))
-    return chunks, U[5]
+    U = rng.random((N_UNIFORM + 1, n), dtype=np.float32)
+    day = np.sort(np.minimum(np.searchsorted(cum, U[-1] * total, side="right"), w.n_days - 1))
+    N = rng.standard_normal((2, n), dtype=np.float32)
+    return day, U[:N_UNIFORM], N
 
 
-def _txn(user, w, tl, rng, day, ts, stress):
-    n = len(day)
-    U = rng.random((9, n))
-    # Category: the user's own mix around the book's mix; gambling rises with stress and risk.
+def user_params(user: User, w: World, rng: np.random.Generator) -> dict:
+    """Per-user parameters of the everyday stream (category mix, favourite brands, friends,
+    screens, instruments), drawn from the user's generator."""
     mix = w.category_share * rng.gamma(4.0, 0.25, len(C.CATEGORIES))
-    g = C.CAT_INDEX["gambling"]
-    base_g = mix[g]
+    g = C.GAMBLING
+    base_g = mix[g] / w.category_share.sum()
     mix[g] = 0.0
-    cdf = np.cumsum(mix) / mix.sum()
-    cat = pick(cdf, U[0])
-    p_g = np.clip(base_g / w.category_share.sum() * np.exp(1.1 * stress + 0.6 * user.risk - 1.2),
-                  0, 0.3)
-    cat = np.where(U[1] < p_g, g, cat)
-    # Brand: Zipf rank within the category, shifted by a per-user favourite.
-    rank = (U[2][:, None] > _ZIPF[cat]).sum(axis=1)
-    pref = rng.integers(0, _MAX_BRANDS, len(C.CATEGORIES))
-    brand = C.BRAND_START[cat] + (rank + pref[cat]) % C.BRAND_COUNT[cat]
-    trip = tl.trip[day]
-    abroad = trip >= 0
-    home_code = user.index * 104_729 + 17
-    k = np.where(U[3] < 0.7, 0, np.where(U[3] < 0.9, 1, 2)) + 3 * abroad
-    store = np.where(MERCHANT_ONLINE[brand], 0, 1000 + (brand * 7919 + home_code + k * 3571) % 9000)
-    # Transaction type.
-    t = U[4]
-    ttype = np.where(cat == C.CASH, C.TXN["atm_withdrawal"], C.TXN["card_payment"])
-    ttype = np.where(t < 0.05, C.TXN["p2p_out"], np.where(
-        t < 0.075, C.TXN["transfer_out"], np.where(
-            t < 0.10, C.TXN["top_up"], np.where(t < 0.112, C.TXN["refund"], ttype))))
-    ttype = np.where(abroad & (U[5] < 0.04), C.TXN["fx_exchange"], ttype)
-    merchant = brand.copy()
-    merchant[ttype == C.TXN["p2p_out"]] = SP["p2p"]
-    merchant[ttype == C.TXN["transfer_out"]] = SP["transfer_out"]
-    merchant[ttype == C.TXN["top_up"]] = SP["top_up"]
-    merchant[ttype == C.TXN["fx_exchange"]] = SP["fx"]
-    store[merchant >= len(C.BRANDS)] = 0
-    # Amounts (EUR first): ticket by category, scaled by income and spend propensity.
-    sig = C.CAT_SIGMA[cat]
-    eur = w.ticket[cat] * np.exp(0.25 * user.income + 0.15 * user.spend) * np.exp(
-        sig * rng.standard_normal(n) - 0.5 * sig**2)
-    scale = np.exp(0.3 * user.income + 0.5 * rng.standard_normal(n))
-    eur = np.where(ttype == C.TXN["p2p_out"], 35 * scale, eur)
-    eur = np.where(ttype == C.TXN["transfer_out"], 220 * scale, eur)
-    eur = np.where(ttype == C.TXN["top_up"], 80 * scale, eur)
-    eur = np.where(ttype == C.TXN["refund"], 0.6 * eur, eur)
-    eur = np.where(ttype == C.TXN["fx_exchange"], 150 * scale, eur)
-    cur = np.where(abroad, TRAVEL_CUR[np.maximum(trip, 0)], HOME_CURRENCY[user.country])
-    country = np.where(abroad, TRAVEL_COUNTRY[np.maximum(trip, 0)], user.country)
-    # Channel.
-    wallet = C.CH["apple_pay"] if user.os[0] < 3 else C.CH["google_pay"]
-    p_wallet = 0.25 * _sigmoid(1.5 * user.tech) * 2
-    ch = np.where(U[6] < p_wallet, wallet, np.where(U[6] < p_wallet + 0.15, C.CH["chip_pin"],
-                                                     C.CH["contactless"]))
-    ch = np.where(MERCHANT_ONLINE[merchant], C.CH["online"], ch)
-    ch = np.where(ttype == C.TXN["atm_withdrawal"], C.CH["atm"], ch)
-    ch = np.where(merchant >= len(C.BRANDS), C.CH["bank_transfer"], ch)
-    # P2P counterparties: a handful of friends, Zipf-used.
     friends = rng.integers(0, w.cfg.n_users, 6)
     friends = np.where(friends == user.index, (friends + 1) % w.cfg.n_users, friends)
-    fr = friends[np.minimum((U[7] ** 2 * 6).astype(int), 5)]
-    cp = np.where(ttype == C.TXN["p2p_out"], fr, -1)
-    if w.cfg.n_users < 2:
-        cp[:] = -1
-        ttype = np.where(ttype == C.TXN["p2p_out"], C.TXN["transfer_out"], ttype)
-    return make_chunk(TXN, ts, c0=ttype, c1=merchant, c2=store, c3=cur, c4=ch, c5=country,
-                      amt=_cents(eur, cur), amt2=cp)
-
-
-def _app(user, w, tl, rng, day, ts, stress):
-    n = len(day)
-    U = rng.random((5, n))
     wts = C.SCREEN_WEIGHTS * rng.gamma(5.0, 0.2, len(C.SCREENS))
     if user.trading_day == np.inf:
         wts[C.SCREENS.index("trading")] = 0
-    cdf = np.cumsum(wts) / wts.sum()
-    screen = pick(cdf, U[0])
-    # Stressed users look at loans and the balance more often.
-    loans = U[1] < 0.04 * np.exp(0.9 * stress - 0.9)
-    screen = np.where(loans, C.SCREENS.index("loans"), screen)
-    action = pick(np.cumsum([0.42, 0.24, 0.12, 0.11, 0.06, 0.03, 0.02]), U[2])
-    device = np.where(U[3] < 0.8, 0, (U[3] * 7).astype(int) % user.n_devices)
-    lag = int(rng.integers(0, 3))
-    version = np.clip(w.day_month[day] // 3 - lag + 1, 0, len(C.APP_VERSIONS) - 1)
-    trip = tl.trip[day]
-    geo = np.where(trip >= 0, TRAVEL_COUNTRY[np.maximum(trip, 0)], user.country)
-    return make_chunk(APP, ts, c0=screen, c1=action, c2=device, c3=user.os[device], c4=version,
-                      c5=geo)
-
-
-def _trade(user, w, tl, rng, day, ts, stress):
-    n = len(day)
-    U = rng.random((4, n))
-    fav = rng.choice(len(C.INSTRUMENTS), size=3, replace=False)
-    inst = fav[np.minimum((U[0] ** 1.5 * 3).astype(int), 2)]
-    side = (U[1] < 0.4).astype(int)
-    otype = pick(np.cumsum([0.6, 0.25, 0.05, 0.1]), U[2])
-    price = w.prices[day, inst]
-    notional = 60 * np.exp(0.5 * user.income + 0.4 * user.risk + 0.6 * rng.standard_normal(n))
-    qty = np.where(C.CRYPTO[inst], np.maximum(np.round(notional / price * 1e4), 1),
-                   np.maximum(np.round(notional / price), 1) * 1e4)
-    return make_chunk(TRADE, ts, c0=inst, c1=side, c2=otype, amt=qty.astype(np.int64),
-                      amt2=np.round(price * 100).astype(np.int64))
-
-
-def _comm(user, w, tl, rng, day, ts, stress):
-    n = len(day)
-    U = rng.random((4, n))
-    tpl = _MARKETING[(U[0] * len(_MARKETING)).astype(int)]
-    tpl = np.where((stress > 1.0) & (U[1] < 0.3), C.TPL["payment_reminder"], tpl)
-    # Fading users open less and unsubscribe more.
-    eng = tl.eng[day]
-    p_unsub = 0.01 + 0.12 * (1 - eng)
-    p_open = 0.2 * eng * (0.7 + 0.3 * _sigmoid(user.tech))
-    ev = np.where(U[2] < p_unsub, 4, np.where(U[2] < p_unsub + p_open, 2, np.where(
-        U[2] < p_unsub + p_open + 0.07 * eng, 3, np.where(U[2] < 0.6, 0, 1))))
-    ch = pick(np.cumsum([0.5, 0.3, 0.05, 0.15]), U[3])
-    return make_chunk(COMM, ts, c0=ev, c1=tpl, c2=ch, c3=w.day_month[day])
+    os5 = np.concatenate([user.os, np.repeat(user.os[:1], 5 - len(user.os))])
+    return {
+        "index": user.index, "persona": user.persona, "income": user.income, "spend": user.spend,
+        "tech": user.tech, "risk": user.risk, "country": user.country,
+        "trading_day": user.trading_day,
+        "mix_cdf": np.cumsum(mix) / mix.sum(), "base_g": base_g,
+        "pref": rng.integers(0, _MAX_BRANDS, len(C.CATEGORIES)),
+        "friends": friends, "screen_cdf": np.cumsum(wts) / wts.sum(),
+        "n_devices": user.n_devices, "os": os5, "lag": int(rng.integers(0, 3)),
+        "fav": rng.choice(len(C.INSTRUMENTS), size=3, replace=False),
+    }
 
 
 # ---------------------------------------------------------------- structured series
 def salary_and_bills(user: User, w: World, tl: Timeline, rng: np.random.Generator):
     """Salary (monthly, or weekly payouts for gig workers), rent/mortgage, utilities,
-    subscriptions (the recurring series), overdraft fees and payday loans."""
-    chunks, series = [], []
+    subscriptions (the recurring series), overdraft fees and payday loans: one chunk."""
     M = w.cfg.n_months
-    ms = w.month_start
-    cur = HOME_CURRENCY[user.country]
-    act = lambda d: (d >= user.first_day) & (d < user.end_day)  # noqa: E731
-    U = rng.random((8, M))
-    # Salary.
+    ms = w.month_start[:M]
+    lo, hi = user.first_day, min(user.end_day, w.n_days)
+    U = rng.random((12, M))
+    parts = []  # (days, seconds, txn type, merchant, channel, EUR)
+
+    def add(days, secs, ttype, merchant, eur, ch=C.CH["bank_transfer"]):
+        n = len(days)
+        full = lambda x: x if np.ndim(x) else np.full(n, x)  # noqa: E731
+        parts.append((days, secs, full(ttype), full(merchant), full(ch), full(eur)))
+
+    # Salary; an income shock makes salaries go missing or shrink (a planted stress trace).
     if user.persona == 5:  # gig worker: weekly payouts of varying size
-        days = np.arange(user.first_day + int(U[0, 0] * 7), w.n_days, 7)
+        days = np.arange(lo + int(U[0, 0] * 7), hi, 7)
         pay = user.income_eur / 4.3 * np.exp(0.35 * rng.standard_normal(len(days)))
+        um, us = rng.random((2, len(days)))
     else:
-        days = ms[:M] + int(22 + U[0, 1] * 6)
-        pay = user.income_eur * (1 + 0.02 * rng.standard_normal(M))
-    ok = act(days) & (days < w.n_days)
-    days, pay = days[ok], pay[ok]
-    u_miss = rng.random(len(days))
+        days = ms + int(22 + U[0, 1] * 6)
+        pay = user.income_eur * (1 + 0.02 * (U[1] - 0.5))
+        um, us = U[2], U[3]
     shocked = days >= user.shock_day
-    # Income shock: salaries go missing or shrink (the planted stress trace).
-    keep = ~(shocked & (u_miss < 0.4))
-    pay = np.where(shocked, pay * (0.4 + 0.3 * rng.random(len(days))), pay)
-    days, pay = days[keep], pay[keep]
-    if len(days):
-        ts = _ts(w, days, 6 * 3600 + rng.random(len(days)) * 3 * 3600)
-        chunks.append(make_chunk(TXN, ts, c0=C.TXN["salary"], c1=SP["salary"], c3=cur,
-                                 c4=C.CH["bank_transfer"], c5=user.country,
-                                 amt=_cents(pay, cur)))
+    ok = (days >= lo) & (days < hi) & ~(shocked & (um < 0.4))
+    pay = np.where(shocked, pay * (0.4 + 0.3 * us), pay)
+    add(days[ok], 6 * 3600 + us[ok] * 3 * 3600, C.TXN["salary"], SP["salary"], pay[ok])
     # Rent or mortgage (direct debit on a fixed day).
-    housing = user.attributes["housing"]
-    if housing in ("renting", "mortgage", "social_housing"):
-        d = ms[:M] + int(U[1, 0] * 5)
-        d = d[act(d)]
-        if len(d):
-            amount = user.income_eur * (0.25 + 0.15 * U[1, 1])
-            ts = _ts(w, d, 4 * 3600 + rng.random(len(d)) * 3600)
-            chunks.append(make_chunk(TXN, ts, c0=C.TXN["direct_debit"], c1=SP["rent"],
-                                     c3=cur, c4=C.CH["bank_transfer"], c5=user.country,
-                                     amt=_cents(np.full(len(d), amount), cur)))
-            series.append((ts, C.SPECIAL_MERCHANTS["rent"][0], 1))
+    if user.attributes["housing"] in ("renting", "mortgage", "social_housing"):
+        d = ms + int(U[0, 2] * 5)
+        ok = (d >= lo) & (d < hi)
+        add(d[ok], 4 * 3600 + U[4, ok] * 3600, C.TXN["direct_debit"], SP["rent"],
+            user.income_eur * (0.25 + 0.15 * U[0, 3]))
     # Subscriptions and a utility bill: fixed day, (almost) fixed amount -> recurring label 1.
-    n_subs = min(rng.poisson(1.3 * np.exp(0.3 * user.spend + 0.3 * user.tech)), 4)
-    subs = C.BRAND_START[C.SUBSCRIPTIONS] + rng.choice(
-        C.BRAND_COUNT[C.SUBSCRIPTIONS], n_subs, replace=False)
-    util = C.BRAND_START[C.CAT_INDEX["utilities"]] + rng.integers(
-        0, C.BRAND_COUNT[C.CAT_INDEX["utilities"]])
-    for j, b in enumerate(list(subs) + [util]):
-        first = max(user.first_day, int(rng.integers(0, w.n_days // 2)) if j < n_subs else 0)
-        dom = int(rng.integers(1, 28))
-        d = ms[:M] + dom - 1
-        d = d[act(d) & (d >= first)]
-        if not len(d):
-            continue
-        base = w.ticket[BRAND_CAT[b]] * np.exp(0.2 * rng.standard_normal())
-        noise = 0.15 if j == n_subs else 0.0
-        eur = base * np.exp(noise * rng.standard_normal(len(d)))
-        ts = _ts(w, d, 2 * 3600 + rng.random(len(d)) * 4 * 3600)
-        ttype = C.TXN["direct_debit"] if j == n_subs else C.TXN["card_payment"]
-        chunks.append(make_chunk(TXN, ts, c0=ttype, c1=b, c3=cur, c4=C.CH["online"],
-                                 c5=user.country, amt=_cents(eur, cur)))
-        series.append((ts, C.BRANDS[b], 1))
-    # Overdraft fees: monthly count rises steeply with stress.
-    mid = np.minimum(ms[:M] + 14, w.n_days - 1)
-    rate = 1.6 * _sigmoid(2.5 * (tl.stress[mid] - 1.0))
-    n_fee = rng.poisson(rate)
-    fee_days = np.repeat(ms[:M], n_fee) + (rng.random(n_fee.sum()) * 28).astype(int)
-    fee_days = fee_days[act(fee_days)]
-    if len(fee_days):
-        ts = _ts(w, fee_days, 1 * 3600 + rng.random(len(fee_days)) * 3600)
-        eur = 8 + 12 * rng.random(len(fee_days))
-        chunks.append(make_chunk(TXN, ts, c0=C.TXN["fee"], c1=SP["overdraft_fee"],
-                                 c3=cur, c4=C.CH["bank_transfer"], c5=user.country,
-                                 amt=_cents(eur, cur)))
-    # Payday loans under heavy stress, repaid a month later.
-    p_loan = 0.35 * _sigmoid(3 * (tl.stress[mid] - 1.6))
-    loan_m = np.flatnonzero(U[2] < p_loan)
-    ld = ms[loan_m] + (U[3, loan_m] * 25).astype(int)
-    ld = ld[act(ld)]
-    if len(ld):
-        amt = user.income_eur * (0.2 + 0.2 * rng.random(len(ld)))
-        ts = _ts(w, ld, 10 * 3600 + rng.random(len(ld)) * 8 * 3600)
-        chunks.append(make_chunk(TXN, ts, c0=C.TXN["transfer_in"], c1=SP["payday"],
-                                 c3=cur, c4=C.CH["bank_transfer"], c5=user.country,
-                                 amt=_cents(amt, cur)))
+    n_subs = min(int(rng.poisson(1.3 * np.exp(0.3 * user.spend + 0.3 * user.tech))), 4)
+    ucat = C.CAT_INDEX["utilities"]
+    brands = np.append(C.BRAND_START[C.SUBSCRIPTIONS] + rng.choice(
+        C.BRAND_COUNT[C.SUBSCRIPTIONS], n_subs, replace=False),
+        C.BRAND_START[ucat] + int(U[0, 4] * C.BRAND_COUNT[ucat]))
+    S = n_subs + 1
+    first = np.maximum(lo, (U[5, :S] * (w.n_days // 2)).astype(int))
+    first[-1] = lo
+    dom = (U[6, :S] * 27).astype(int)
+    days = ms[None, :] + dom[:, None]  # (S, M)
+    ok = (days >= first[:, None]) & (days < hi)
+    base = w.ticket[BRAND_CAT[brands]] * np.exp(0.2 * (U[7, :S] - 0.5))
+    noise = np.where(np.arange(S) == S - 1, 0.15, 0.0)
+    eur = base[:, None] * np.exp(noise[:, None] * rng.standard_normal((S, M)))
+    secs = 2 * 3600 + rng.random((S, M)) * 4 * 3600
+    ttype = np.where(np.arange(S) == S - 1, C.TXN["direct_debit"], C.TXN["card_payment"])
+    sid = np.broadcast_to(np.arange(S)[:, None], (S, M))
+    add(days[ok], secs[ok], ttype[sid[ok]], brands[sid[ok]], eur[ok], C.CH["online"])
+    # Overdraft fees: the monthly count rises steeply with stress.
+    mid = np.minimum(ms + 14, w.n_days - 1)
+    n_fee = rng.poisson(1.6 * _sigmoid(2.5 * (tl.stress[mid] - 1.0)))
+    if n_fee.any():
+        fu = rng.random((3, int(n_fee.sum())))
+        fd = np.repeat(ms, n_fee) + (fu[0] * 28).astype(int)
+        ok = (fd >= lo) & (fd < hi)
+        add(fd[ok], 3600 + fu[1, ok] * 3600, C.TXN["fee"], SP["overdraft_fee"],
+            8 + 12 * fu[2, ok])
+    # Payday loans under heavy stress, repaid a month later with interest.
+    loan = U[8] < 0.35 * _sigmoid(3 * (tl.stress[mid] - 1.6))
+    if loan.any():
+        ld = ms[loan] + (U[9, loan] * 25).astype(int)
+        amt = user.income_eur * (0.2 + 0.2 * U[10, loan])
+        ok = (ld >= lo) & (ld < hi)
+        add(ld[ok], 10 * 3600 + U[11, loan][ok] * 8 * 3600, C.TXN["transfer_in"], SP["payday"],
+            amt[ok])
         rd = ld + 30
-        ok = act(rd) & (rd < w.n_days)
-        if ok.any():
-            ts = _ts(w, rd[ok], 5 * 3600 + rng.random(ok.sum()) * 3600)
-            chunks.append(make_chunk(TXN, ts, c0=C.TXN["direct_debit"], c1=SP["loan"],
-                                     c3=cur, c4=C.CH["bank_transfer"], c5=user.country,
-                                     amt=_cents(amt[ok] * 1.25, cur)))
-    return chunks, series
+        ok = (rd >= lo) & (rd < hi)
+        add(rd[ok], 5 * 3600 + U[11, loan][ok] * 3600, C.TXN["direct_debit"], SP["loan"],
+            1.25 * amt[ok])
+    days, secs, ttype, merchant, ch, eur = (np.concatenate(x) for x in zip(*parts))
+    cur = HOME_CURRENCY[user.country]
+    ts = _ts(w, days, secs)
+    chunk = make_chunk(TXN, ts, c0=ttype, c1=merchant, c3=cur, c4=ch, c5=user.country,
+                       amt=_cents(eur, cur))
+    # Planted recurring series: rent and each subscription/utility with >= 3 payments.
+    series = []
+    rent = merchant == SP["rent"]
+    if rent.sum() >= 3:
+        series.append((ts[rent], C.SPECIAL_MERCHANTS["rent"][0], 1, SP["rent"]))
+    for b in brands:
+        m = merchant == b
+        if m.sum() >= 3:
+            series.append((ts[m], C.BRANDS[b], 1, int(b)))
+    return [chunk], series
 
 
 def campaigns(user: User, w: World, rng: np.random.Generator):

@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pragmatiq.data.synth import catalog as C
-from pragmatiq.data.synth.world import SHOCK_RATE, World
+from pragmatiq.data.synth.world import SHOCK_RATE, SHOCK_STRESS, World
 
 # Monthly net income in EUR at income trait 0, by home country (follows C.COUNTRIES).
 COUNTRY_INCOME = np.array([2700, 2900, 2400, 2800, 1900, 1900, 1300, 1500, 1000, 1200, 2900,
                            3800], dtype=float)
-# Relative weight of each weekday (Mon..Sun) in activity.
-DOW_WEIGHT = np.array([0.95, 0.95, 1.0, 1.0, 1.15, 1.2, 0.8])
 # Hour-of-day profile outside the night block (hours 0-4 carry the night share).
 HOUR_WEIGHT = np.array([0, 0, 0, 0, 0, 0.3, 0.8, 1.6, 2.2, 2.3, 2.4, 2.6, 3.4, 3.0, 2.6, 2.5,
                         2.8, 3.4, 3.9, 3.8, 3.3, 2.6, 1.7, 0.9])
@@ -75,8 +73,6 @@ class User:
         return self.z[5]
 
     def stress_at(self, day):
-        from pragmatiq.data.synth.world import SHOCK_STRESS
-
         return self.stress0 + SHOCK_STRESS * (np.asarray(day) >= self.shock_day)
 
     def engagement(self, day):

@@ -1,14 +1,17 @@
-"""One user end to end: traits, events, realized outcomes and the user's label rows.
+"""Users of one block end to end: traits, events, realized outcomes and label rows.
 
 Randomness streams, all keyed by the user index:
 
-    default_rng([seed, i])             traits, everyday events, structured series, fraud
-    default_rng([outcome_seed, i, 1])  whether and when the user defaults (after eval)
-    default_rng([outcome_seed, i, 2])  whether and when the user churns (after eval)
+    default_rng([seed, i])             traits, everyday draws, structured series, fraud
+    default_rng([outcome_seed, i, 1])  whether and when the user defaults and churns (after
+                                       the evals), then the default's consequences
 
 Outcomes only ever add or remove events at or after their own time, which is at or after the
 task's `eval_ts`; everything before the cut is a function of the causes alone (the leakage
 test reseeds `outcome_seed` and checks that the pre-cut history is byte-identical).
+
+`simulate_user` makes every random draw of a user; `simulate_block` turns a block of draws
+into time-ordered event columns with block-wide NumPy operations (`pool.everyday_fields`).
 """
 
 from __future__ import annotations
@@ -22,97 +25,134 @@ from pragmatiq.data.synth.codes import (
     APP, COMM, CUR_FX, HOME_CURRENCY, SP, TRADE, TXN, concat_chunks, make_chunk, take_cols,
 )
 from pragmatiq.data.synth.events import (
-    Timeline, _cents, _sigmoid, _ts, account_takeover, campaigns, everyday, salary_and_bills,
+    U_KEEP, Timeline, _cents, _sigmoid, account_takeover, campaigns, everyday_draws,
+    salary_and_bills, user_params,
 )
+from pragmatiq.data.synth.pool import everyday_fields, stack_params
 from pragmatiq.data.synth.traits import User, draw_user
 from pragmatiq.data.synth.world import (
     CHURN_FADED_SLOPE, CHURN_HAZARD_SLOPE, DEFAULT_STRESS_SLOPE, US_PER_DAY, World,
 )
 
 _OUTGOING = np.array([C.TXN[t] for t in ("card_payment", "atm_withdrawal", "transfer_out",
-                                                "p2p_out", "card_verification")])
+                                          "p2p_out", "card_verification")])
 _CARD = np.array([C.TXN[t] for t in ("card_payment", "direct_debit")])
+NEVER = np.iinfo(np.int64).max
 
 
 @dataclass
-class UserResult:
+class UserDraw:
     user: User
-    events: dict  # EVENT_COLS arrays, time-ordered
+    params: dict
+    day: np.ndarray  # everyday stream: sorted days, uniforms, normals, day context
+    U: np.ndarray
+    N: np.ndarray
+    stress: np.ndarray
+    eng: np.ndarray
+    trip: np.ndarray
+    structured: dict  # event columns of the structured series (incl. default consequences)
+    closing: dict | None  # account-closure events after an outcome churn
+    t_def: float  # default day (inf: none)
+    t_churn: float  # outcome churn day (inf: none)
+    fraud_day: float | None
     default: tuple | None  # (label,) when eligible
-    churn: tuple | None  # (label,)
-    ltv: tuple | None  # (label, profit_6m)
-    series: list = field(default_factory=list)  # (ts, series_id, label)
+    churn: tuple | None
+    series: list = field(default_factory=list)  # planted (ts array, series_id, label)
     uplift: list = field(default_factory=list)  # (ts, month, template, treated, y0, y1)
 
 
-def simulate_user(i: int, w: World) -> UserResult:
+def simulate_user(i: int, w: World) -> UserDraw:
     rng = np.random.default_rng([w.seed, i])
     user = draw_user(i, w, rng)
     tl = Timeline(user, w, rng)
-    chunks, _ = everyday(user, w, tl, rng)
-    pool = concat_chunks(chunks)
-    u_keep = rng.random(len(pool["ts"]))
+    day, U, N = everyday_draws(user, w, tl, rng)
+    params = user_params(user, w, rng)
     structured, series = salary_and_bills(user, w, tl, rng)
     camp, uplift = campaigns(user, w, rng)
+    structured += camp
     fraud_day = None
     if rng.random() < w.cfg.fraud_rate:
         if w.rings:
-            ring = w.rings[int(rng.integers(0, len(w.rings)))]
-            target = int(ring[0])
+            target = int(w.rings[int(rng.integers(0, len(w.rings)))][0])
         else:
             target = int(rng.integers(0, w.cfg.n_users))
-        if target == i or w.cfg.n_users < 2:
-            target = (i + 1) % max(w.cfg.n_users, 1)
-        ato, fraud_day = account_takeover(user, w, rng, target)
-        structured += ato
+        if target == i:
+            target = (i + 1) % w.cfg.n_users
+        if w.cfg.n_users > 1:
+            ato, fraud_day = account_takeover(user, w, rng, target)
+            structured += ato
     u_close = rng.random(2)
     if user.end_day < w.n_days:  # churned before the churn eval: the account is closed
         structured.append(_close(user, w, user.end_day - 1 + 0.5 * u_close[0], u_close[1]))
 
-    # ---- realized outcomes (their own streams) and their post-eval consequences
+    # ---- realized outcomes, from their own stream (fixed draws first, then consequences)
     eval_d, eval_c = w.eval_default, w.eval_churn
-    default = churn = None
-    t_def = np.inf
-    rng_d = np.random.default_rng([w.outcome_seed, i, 1])
+    default = churn = closing = None
+    t_def = t_churn = np.inf
+    rng_o = np.random.default_rng([w.outcome_seed, i, 1])
+    uo = rng_o.random(5)
     if user.first_day <= eval_d - 30 and user.end_day > eval_d:
         p = _sigmoid(w.default_intercept + DEFAULT_STRESS_SLOPE * float(user.stress_at(eval_d)))
-        if rng_d.random() < p:
-            t_def = eval_d + rng_d.random() * (w.n_days - eval_d)
+        if uo[0] < p:
+            t_def = eval_d + uo[1] * (w.n_days - eval_d)
+            structured += _collections(user, w, rng_o, t_def)
         default = (int(t_def < np.inf),)
-    t_churn = np.inf
-    rng_c = np.random.default_rng([w.outcome_seed, i, 2])
-    eligible_c = user.first_day <= eval_c - 30 and user.end_day > eval_c
-    if eligible_c:
+    if user.first_day <= eval_c - 30 and user.end_day > eval_c:
         faded = float(user.onset_day < eval_c)
         p = _sigmoid(w.churn_intercept + CHURN_HAZARD_SLOPE * user.churn
                      + CHURN_FADED_SLOPE * faded)
-        if rng_c.random() < p:
-            t_churn = eval_c + rng_c.random() * (w.n_days - eval_c)
+        if uo[2] < p:
+            t_churn = eval_c + uo[3] * (w.n_days - eval_c)
+            closing = _close(user, w, t_churn, uo[4],
+                             not_before=w.start_us + eval_c * US_PER_DAY)
         churn = (int(t_churn < np.inf),)
-
-    if t_def < np.inf:  # defaulted: spending halves, collections start
-        cut = w.start_us + int(t_def * US_PER_DAY)
-        keep = (pool["ts"] < cut) | (u_keep < 0.5)
-        pool = take_cols(pool, keep)
-        structured += _collections(user, w, rng_d, t_def)
-    events = concat_chunks([pool] + structured + camp)
-    if t_churn < np.inf:  # churned: money out, account closed, nothing after
-        cut = w.start_us + int(t_churn * US_PER_DAY)
-        events = take_cols(events, events["ts"] < cut)
-        events = concat_chunks([events, _close(user, w, t_churn, rng_c.random(), rng_c,
-                                               not_before=w.start_us + eval_c * US_PER_DAY)])
-    order = np.argsort(events["ts"], kind="stable")
-    events = take_cols(events, order)
-
-    ltv = None
-    if eligible_c:
-        profit = _profit_6m(user, w, events, t_def, t_churn, fraud_day)
-        ltv = (int(profit > 0), profit)
-    return UserResult(user=user, events=events, default=default, churn=churn, ltv=ltv,
-                      series=_series(events, series), uplift=uplift)
+    return UserDraw(user=user, params=params, day=day, U=U, N=N, stress=tl.stress[day],
+                    eng=tl.eng[day], trip=tl.trip[day], structured=concat_chunks(structured),
+                    closing=closing, t_def=t_def, t_churn=t_churn, fraud_day=fraud_day,
+                    default=default, churn=churn, series=series, uplift=uplift)
 
 
-def _close(user: User, w: World, day: float, u: float, rng=None, not_before: int = 0):
+def _us(w: World, day: np.ndarray) -> np.ndarray:
+    """Day (float, inf = never) -> microseconds (NEVER for inf)."""
+    day = np.asarray(day, float)
+    out = np.full(day.shape, NEVER, np.int64)
+    fin = np.isfinite(day)
+    out[fin] = w.start_us + (day[fin] * US_PER_DAY).astype(np.int64)
+    return out
+
+
+def simulate_block(draws: list[UserDraw], w: World) -> tuple[dict, np.ndarray]:
+    """Block-local event columns, ordered by (user, ts), and each event's block-local user."""
+    B = len(draws)
+    n_pool = np.array([len(d.day) for d in draws])
+    u = np.repeat(np.arange(B), n_pool)
+    P = stack_params([d.params for d in draws])
+    U = np.concatenate([d.U for d in draws], axis=1)
+    pool = everyday_fields(
+        np.concatenate([d.day for d in draws]), U, np.concatenate([d.N for d in draws], axis=1),
+        u, P, np.concatenate([d.stress for d in draws]), np.concatenate([d.eng for d in draws]),
+        np.concatenate([d.trip for d in draws]), w)
+    # Default: after it, half the everyday stream stops. Churn: nothing after it but the
+    # closing events. One mask, one sort by (user, ts), one gather.
+    t_def = _us(w, [d.t_def for d in draws])
+    t_churn = _us(w, [d.t_churn for d in draws])
+    n_str = np.array([len(d.structured["ts"]) for d in draws])
+    closing = [(j, d.closing) for j, d in enumerate(draws) if d.closing is not None]
+    ev = concat_chunks([pool] + [d.structured for d in draws] + [c for _, c in closing])
+    uu = np.concatenate([u, np.repeat(np.arange(B), n_str)]
+                        + [np.full(len(c["ts"]), j) for j, c in closing])
+    n_close = len(ev["ts"]) - len(u) - n_str.sum()
+    keep = np.concatenate([(pool["ts"] < t_def[u]) | (U[U_KEEP] < 0.5),
+                           np.ones(len(ev["ts"]) - len(u), bool)])
+    keep &= ev["ts"] < t_churn[uu]
+    keep[len(ev["ts"]) - n_close:] = True
+    idx = np.flatnonzero(keep)
+    key = (uu[idx].astype(np.int64) << 47) | (ev["ts"][idx] - w.start_us)
+    order = idx[np.argsort(key, kind="stable")]
+    return take_cols(ev, order), uu[order]
+
+
+def _close(user: User, w: World, day: float, u: float, not_before: int = 0):
     """Account closure: the balance moves out, then the account is closed in the app."""
     t = max(w.start_us + int(day * US_PER_DAY), not_before + 2 * 3600 * 1_000_000)
     cur = int(HOME_CURRENCY[user.country])
@@ -145,64 +185,63 @@ def _collections(user: User, w: World, rng, t_def: float):
     return [notices, fees]
 
 
-def _profit_6m(user: User, w: World, ev: dict, t_def: float, t_churn: float,
-               fraud_day) -> float:
-    """Net revenue (EUR) from the churn eval to the end of the window."""
+def profit_6m(draws: list[UserDraw], ev: dict, uu: np.ndarray, w: World) -> np.ndarray:
+    """Net revenue (EUR) per user from the churn eval to the end of the window: interchange,
+    FX mark-up, fees, trading commission, premium plan and float on salaries, minus servicing
+    cost, default write-offs and fraud losses."""
+    B = len(draws)
     t0 = w.start_us + w.eval_churn * US_PER_DAY
     m = ev["ts"] >= t0
-    src, ttype, amt, cur = ev["src"][m], ev["c0"][m], ev["amt"][m], ev["c3"][m]
+    src, ttype, cur, u = ev["src"][m], ev["c0"][m], ev["c3"][m], uu[m]
     txn = src == TXN
-    cur = np.where(txn, cur, 0)
-    eur = np.where(txn, amt / 100 * CUR_FX[cur], 0.0)
+    eur = np.where(txn, ev["amt"][m] / 100 * CUR_FX[np.where(txn, cur, 0)], 0.0)
+    home = HOME_CURRENCY[np.array([d.user.country for d in draws])][u]
     card = txn & np.isin(ttype, _CARD)
-    revenue = 0.007 * eur[card].sum()
-    revenue += 0.01 * eur[card & (cur != int(_home(user)))].sum()
-    revenue += eur[txn & (ttype == C.TXN["fee"])].sum()
-    revenue += 0.005 * eur[txn & (ttype == C.TXN["fx_exchange"])].sum()
     trade = src == TRADE
-    notional = ev["amt"][m][trade] / 1e4 * ev["amt2"][m][trade] / 100
-    revenue += 0.0025 * notional.sum()
-    end = min(w.n_days, t_churn)
-    months = max(end - w.eval_churn, 0) / 30.44
-    if user.premium_day < w.eval_churn:
-        revenue += 7.99 * months
-    salary = txn & (ttype == C.TXN["salary"])
-    revenue += 0.02 * eur[salary].sum()
-    cost = w.cfg.ltv_cost_per_month * months
-    if t_def < np.inf:
-        cost += 0.6 * user.income_eur if t_def >= w.eval_churn else 20 * months
-    if fraud_day is not None and fraud_day >= w.eval_churn:
-        cost += 0.3 * eur[txn & (ev["fraud"][m] == 1)].sum()
-    return float(round(revenue - cost, 2))
+    rev = (0.007 * eur * card + 0.01 * eur * (card & (cur != home))
+           + eur * (txn & (ttype == C.TXN["fee"]))
+           + 0.005 * eur * (txn & (ttype == C.TXN["fx_exchange"]))
+           + 0.02 * eur * (txn & (ttype == C.TXN["salary"]))
+           + 0.0025 * np.where(trade, ev["amt"][m] / 1e4 * ev["amt2"][m] / 100, 0.0))
+    loss = 0.3 * eur * (txn & (ev["fraud"][m] == 1))
+    net = np.bincount(u, weights=rev - loss, minlength=B)
+    for j, d in enumerate(draws):
+        months = max(min(w.n_days, d.t_churn) - w.eval_churn, 0) / 30.44
+        if d.user.premium_day < w.eval_churn:
+            net[j] += 7.99 * months
+        net[j] -= w.cfg.ltv_cost_per_month * months
+        if d.t_def < np.inf:
+            net[j] -= 0.6 * d.user.income_eur if d.t_def >= w.eval_churn else 20 * months
+    return np.round(net, 2)
 
 
-def _home(user: User) -> int:
-    return int(HOME_CURRENCY[user.country])
-
-
-def _series(ev: dict, planted: list) -> list[tuple[int, object, int]]:
-    """Recurring-payment candidates: the planted monthly series (label 1) and the user's most
-    repeated shops (label 0). `series_id` is decoded later; here it is (merchant, store)."""
-    rows = []
-    planted_names = set()
-    for ts, name, label in planted:
-        if len(ts) >= 3:
-            rows.append((int(np.sort(ts)[2]), name, label))
-            planted_names.add(name)
-    txn = (ev["src"] == TXN) & (ev["c0"] == C.TXN["card_payment"]) & (
-        ev["c1"] < len(C.BRANDS))
-    if txn.any():
-        key = ev["c1"][txn].astype(np.int64) * 10_000 + ev["c2"][txn]
-        uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
-        top = np.argsort(-counts, kind="stable")[:4]
-        ts_txn = ev["ts"][txn]
-        for j in top:
-            if counts[j] < 4:
-                break
-            brand, store = divmod(int(uniq[j]), 10_000)
-            name = C.BRANDS[brand] + (f" {store}" if store else "")
-            if name in planted_names:
-                continue
-            third = ts_txn[key == uniq[j]][2]
-            rows.append((int(third), name, 0))
-    return rows
+def recurring_candidates(draws: list[UserDraw], ev: dict, uu: np.ndarray):
+    """Recurring-payment candidates: each user's planted monthly series (label 1) and up to
+    four most repeated shops (label 0), each dated at its third payment.
+    Returns (user, ts, merchant code, store, label) arrays and the planted series ids;
+    planted rows carry store -1 and an index into that list as their merchant code."""
+    pu, pts, pm, names, pkeys = [], [], [], [], []
+    for j, d in enumerate(draws):
+        for ts, name, _, code in d.series:
+            pu.append(j), pts.append(int(np.sort(ts)[2])), pm.append(len(names))
+            names.append(name)
+            pkeys.append(j * 100_000 + code)
+    card = (ev["src"] == TXN) & (ev["c0"] == C.TXN["card_payment"]) & (ev["c1"] < len(C.BRANDS))
+    key = uu[card].astype(np.int64) * 10**8 + ev["c1"][card].astype(np.int64) * 10_000 + ev[
+        "c2"][card]
+    ts = ev["ts"][card]
+    order = np.argsort(key, kind="stable")  # events are already in (user, ts) order
+    key, ts = key[order], ts[order]
+    uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+    user, brand, store = uniq // 10**8, (uniq // 10_000) % 10_000, uniq % 10_000
+    ok = (counts >= 4) & ~np.isin(user * 100_000 + brand, np.array(pkeys, np.int64))
+    user, brand, store, first, counts = (x[ok] for x in (user, brand, store, first, counts))
+    rank_order = np.lexsort((-counts, user))
+    user, brand, store, first = (x[rank_order] for x in (user, brand, store, first))
+    top = (np.arange(len(user)) - np.searchsorted(user, user, side="left")) < 4
+    n_p = len(pu)
+    return (np.concatenate([np.array(pu, np.int64), user[top]]),
+            np.concatenate([np.array(pts, np.int64), ts[first[top] + 2]]),
+            np.concatenate([np.array(pm, np.int64), brand[top]]),
+            np.concatenate([np.full(n_p, -1, np.int64), store[top]]),
+            np.concatenate([np.ones(n_p, np.int8), np.zeros(int(top.sum()), np.int8)]), names)

@@ -24,7 +24,10 @@ DEFAULT_STRESS_SLOPE = 1.6  # per unit of financial stress at eval
 CHURN_HAZARD_SLOPE = 0.6  # per unit of the churn-hazard trait
 CHURN_FADED_SLOPE = 3.0  # when disengagement began before eval
 SHOCK_STRESS = 1.4  # stress added by an income shock (job loss, hours cut)
-SHOCK_RATE = 0.10  # share of users with an income shock somewhere in the window
+SHOCK_RATE = 0.10
+# Relative activity by weekday (Mon..Sun) and by calendar month (Jan..Dec).
+DOW_WEIGHT = np.array([0.95, 0.95, 1.0, 1.0, 1.15, 1.2, 0.8])
+SEASON = np.array([0.95, 0.9, 0.97, 1.0, 1.0, 1.02, 1.05, 1.05, 1.0, 1.0, 1.05, 1.2])  # share of users with an income shock somewhere in the window
 ONSET_HAZARD = 0.012  # monthly hazard of disengagement onset at churn trait 0
 
 
@@ -65,6 +68,9 @@ class World:
     default_intercept: float
     churn_intercept: float
     prices: np.ndarray  # (D, n_instruments) daily close
+    rhythm: np.ndarray  # (D,) weekday x season activity weight
+    days: np.ndarray  # (D,) 0..D-1
+    ones: np.ndarray  # (D,) all 1.0
     ring_of_user: dict  # user index -> (ring id, position in ring)
     rings: list  # list of member index arrays
 
@@ -163,4 +169,6 @@ def build_world(cfg: SynthConfig) -> World:
         ticket=ticket, activity_scale=activity_scale,
         default_intercept=default_intercept, churn_intercept=churn_intercept,
         prices=np.round(prices, 2), ring_of_user=ring_of_user, rings=rings,
+        rhythm=DOW_WEIGHT[day_dow] * SEASON[(day_month + int(cfg.start[5:7]) - 1) % 12],
+        days=np.arange(n_days), ones=np.ones(n_days),
     )

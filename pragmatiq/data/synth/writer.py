@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,19 +27,40 @@ from pragmatiq.data.synth.config import load_synth_config
 from pragmatiq.data.synth.world import US_PER_DAY, World, build_world
 
 _WORLD: World | None = None
+_TMP: Path | None = None
 
 
-def _init_worker(world: World) -> None:
-    global _WORLD
-    _WORLD = world
+def _init_worker(world: World, tmp: Path) -> None:
+    global _WORLD, _TMP
+    _WORLD, _TMP = world, tmp
 
 
 def _run_block(b: int) -> dict:
-    assert _WORLD is not None
-    return generate_block(b, _WORLD)
+    """Generate block `b` in a worker and hand its tables back as Arrow IPC files in a
+    scratch folder (memory-mapped by the writer: far cheaper than pickling through a pipe)."""
+    assert _WORLD is not None and _TMP is not None
+    res = generate_block(b, _WORLD)
+    tables = {k: res[k] for k in ("events", "profiles", "transfers")} | res["labels"]
+    paths = {}
+    for name, table in tables.items():
+        path = _TMP / f"block{b:07d}-{name}.arrow"
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as wr:
+            wr.write_table(table)
+        paths[name] = str(path)
+    return {"paths": paths, "stats": res["stats"]}
 
 
-def _blocks(world: World, n_workers: int):
+def _load(msg: dict) -> dict:
+    tables = {}
+    for name, path in msg["paths"].items():
+        with pa.memory_map(path) as src:
+            tables[name] = pa.ipc.open_file(src).read_all()
+        os.unlink(path)
+    labels = {k: tables.pop(k) for k in list(tables) if k in schema.LABEL_SCHEMAS}
+    return {**tables, "labels": labels, "stats": msg["stats"]}
+
+
+def _blocks(world: World, n_workers: int, tmp: Path):
     """Yield block results in block order, generating up to 2 * n_workers ahead."""
     n_blocks = -(-world.cfg.n_users // world.cfg.block_size)
     if n_workers <= 1 or n_blocks == 1:
@@ -47,14 +69,15 @@ def _blocks(world: World, n_workers: int):
         return
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     ctx = mp.get_context(method)
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(world,)) as pool:
+    tmp.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(min(n_workers, n_blocks), mp_context=ctx,
+                             initializer=_init_worker, initargs=(world, tmp)) as pool:
         pending, nxt = [], 0
         while nxt < n_blocks and len(pending) < 2 * n_workers:
             pending.append(pool.submit(_run_block, nxt))
             nxt += 1
         while pending:
-            res = pending.pop(0).result()
+            res = _load(pending.pop(0).result())
             if nxt < n_blocks:
                 pending.append(pool.submit(_run_block, nxt))
                 nxt += 1
@@ -77,7 +100,13 @@ def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = 
     out = Path(out)
     (out / schema.LABELS_DIR).mkdir(parents=True, exist_ok=True)
     comp = None if cfg.compression == "none" else cfg.compression
-    kw = dict(compression=comp, write_statistics=True)
+    # Statistics and dictionaries where they pay: min/max over the free-text map values and
+    # a dictionary over them cost more to write than they save to read.
+    kw = dict(compression=comp, write_statistics=["user_id", "ts", "source", "eval_ts", "from_user",
+                                                  "to_user", "as_of", "observed_through"],
+              use_dictionary=["user_id", "source", "fields.key_value.key", "from_user", "to_user",
+                              "attributes.key_value.key", "attributes.key_value.value",
+                              "lifelong.list.element.key", "campaign_id", "series_id"])
     files = {
         "events": (out / schema.EVENTS_FILE, schema.EVENTS),
         "profiles": (out / schema.PROFILES_FILE, schema.PROFILES),
@@ -92,7 +121,8 @@ def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = 
     extra = {"profit_6m_sum": 0.0}
     bar = tqdm(total=cfg.n_users, unit="user", file=sys.stderr, disable=not progress,
                desc="synthesize", dynamic_ncols=True)
-    gen = _blocks(world, n_workers)  # start the pool before any writer opens
+    tmp = out / f".synth-blocks-{os.getpid()}"
+    gen = _blocks(world, n_workers, tmp)  # start the pool before any writer opens
     writers = {k: pq.ParquetWriter(p, s, **kw) for k, (p, s) in files.items()}
     try:
         for res in gen:
@@ -117,6 +147,7 @@ def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = 
         for wr in writers.values():
             wr.close()
         bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     manifest = _manifest(world, rows, positives, totals, extra, files, out)
     with open(out / "manifest.json", "w") as f:
