@@ -354,6 +354,12 @@ def test_implausible_event_times(tmp_path):
     report = validate_dataset(write_tiny(tmp_path, events=with_column(ev, "ts", ms), labels={}))
     f = only(report, "implausible-ts")
     assert f.count == ev.num_rows and f.severity == "warning"
+    # epoch nanoseconds read as microseconds land beyond Python's datetime: still reported
+    ns = pc.cast(pc.multiply(pc.cast(ev["ts"], pa.int64()), 1000), pa.timestamp("us"))
+    ns = _reorder(with_column(ev, "ts", ns), [1, 0] + list(range(2, 12)))
+    report = validate_dataset(write_tiny(tmp_path / "ns", events=ns, labels={}))
+    assert "us since epoch" in only(report, "implausible-ts").examples[0]
+    assert "us since epoch" in only(report, "ts-out-of-order").examples[0]
 
 
 def test_identifier_field_is_flagged_but_repeating_text_and_amounts_are_not(tmp_path):

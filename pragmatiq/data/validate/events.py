@@ -17,21 +17,26 @@ from pragmatiq.data import schema
 from pragmatiq.data.validate.fields import KeyValueChecks
 from pragmatiq.data.validate.report import ERROR, WARNING, Finding
 from pragmatiq.data.validate.scan import (IdSet, Tally, TableScan, map_keys_leaf, quote,
-                                          row_examples)
+                                          row_examples, show)
 
 _SORT_FIX = ('sort by user then time before writing: table = table.sort_by([("user_id", '
              '"ascending"), ("ts", "ascending")]) (for files larger than memory: ORDER BY '
              "user_id, ts in Spark/DuckDB)")
 _SOURCES = pa.array(schema.SOURCES, pa.string())
+_MAX_SOURCES = 100  # distinct unknown source values remembered (they choose the fix)
 # Plausible event times: earlier ones are usually epoch numbers cast with the wrong unit.
 _TS_MIN = pa.scalar(631_152_000_000_000, pa.timestamp("us"))  # 1990-01-01
 _TS_MAX = pa.scalar(4_102_444_800_000_000, pa.timestamp("us"))  # 2100-01-01
 
 
-def _shift(arr: pa.Array, prev: pa.Scalar | None) -> pa.Array:
-    """`arr` moved down one row, with `prev` (the previous batch's last value) in front."""
-    head = pa.array([prev.as_py() if prev is not None else None], arr.type)
+def _shift(arr: pa.Array, prev: pa.Array | None) -> pa.Array:
+    """`arr` moved down one row, with `prev` (the previous batch's last row) in front."""
+    head = prev if prev is not None else pa.nulls(1, arr.type)
     return pa.concat_arrays([head, arr.slice(0, len(arr) - 1)])
+
+
+def _last(arr: pa.Array) -> pa.Array:
+    return arr.slice(len(arr) - 1, 1)
 
 
 class RunTracker:
@@ -44,7 +49,7 @@ class RunTracker:
 
     def __init__(self, cap: int = 1 << 20) -> None:
         self._cap = cap
-        self._last: pa.Scalar | None = None
+        self._last: pa.Array | None = None
         self._seen = pa.array([], pa.string())
         self._pending: list[pa.Array] = []
         self._n_pending = 0
@@ -57,7 +62,7 @@ class RunTracker:
         heads = uid.filter(starts).drop_null()
         self._pending.append(heads)
         self._n_pending += len(heads)
-        self._last = uid[len(uid) - 1]
+        self._last = _last(uid)
         if self._n_pending > self._cap:
             self._fold()
 
@@ -96,8 +101,8 @@ class EventChecks:
         self.backwards, self.unknown, self.implausible = Tally(), Tally(), Tally()
         self.unknown_values: set[str] = set()
         self.fields = KeyValueChecks(rel, "fields", report_empty=True, unit="events")
-        self._prev_uid: pa.Scalar | None = None
-        self._prev_ts: pa.Scalar | None = None
+        self._prev_uid: pa.Array | None = None  # last row of the previous batch
+        self._prev_ts: pa.Array | None = None
         self._has_uid = self._has_ts = True
         self.ts_min: int | None = None
         self.ts_max: int | None = None
@@ -130,23 +135,22 @@ class EventChecks:
         back = pc.and_(pc.equal(uid, prev_uid), pc.less(ts, prev_ts))
 
         def describe(idx: list[int]) -> list[str]:
-            return [f"row {offset + i} (user_id={quote(uid[i].as_py())}): {ts[i]} after "
-                    f"{prev_ts[i]}" for i in idx]
+            return [f"row {offset + i} (user_id={show(uid[i])}): {show(ts[i])} after "
+                    f"{show(prev_ts[i])}" for i in idx]
 
         self.backwards.add(back, describe)
-        self._prev_uid, self._prev_ts = uid[len(uid) - 1], ts[len(ts) - 1]
+        self._prev_uid, self._prev_ts = _last(uid), _last(ts)
 
     def _sources(self, offset: int, cols: dict, src: pa.Array) -> None:
         bad = pc.and_(src.is_valid(), pc.invert(pc.is_in(src, value_set=_SOURCES)))
+        if not pc.any(bad).as_py():
+            return
+        values = pc.unique(src.filter(bad)).slice(0, _MAX_SOURCES).to_pylist()
+        new = [v for v in values if v not in self.unknown_values]
+        self.unknown_values.update(values[: _MAX_SOURCES - len(self.unknown_values)])
 
-        def describe(idx: list[int]) -> list[str]:
-            # Prefer distinct bad values over repeats of one.
-            out = []
-            for v in pc.unique(src.filter(bad)).slice(0, 3).to_pylist():
-                if v not in self.unknown_values:
-                    self.unknown_values.add(v)
-                    out.append(f"{quote(v)} (row {offset + pc.index(src, v).as_py()})")
-            return out
+        def describe(idx: list[int]) -> list[str]:  # distinct bad values, not repeats of one
+            return [f"{quote(v)} (row {offset + pc.index(src, v).as_py()})" for v in new[:len(idx)]]
 
         self.unknown.add(bad, describe)
 

@@ -84,12 +84,24 @@ def quote(v) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
+def show(x: pa.Scalar) -> str:
+    """One value for an example; timestamps as text, even those beyond Python's datetime."""
+    if pa.types.is_timestamp(x.type):
+        if not x.is_valid:
+            return "None"
+        try:
+            return str(x.as_py())
+        except (ValueError, OverflowError):
+            return f"{x.value} {x.type.unit} since epoch"
+    return quote(x.as_py())
+
+
 def row_examples(offset: int, idx: list[int], cols: dict[str, pa.Array],
-                 show: tuple[str, ...] = ("user_id",)) -> list[str]:
-    """`row 12 (user_id='u3')` for each index, with the values of the `show` columns."""
+                 columns: tuple[str, ...] = ("user_id",)) -> list[str]:
+    """`row 12 (user_id='u3')` for each index, with the values of `columns`."""
     out = []
     for i in idx:
-        vals = [f"{c}={quote(cols[c][i].as_py())}" for c in show if c in cols]
+        vals = [f"{c}={show(cols[c][i])}" for c in columns if c in cols]
         out.append(f"row {offset + i}" + (f" ({', '.join(vals)})" if vals else ""))
     return out
 
