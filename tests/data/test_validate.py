@@ -287,6 +287,13 @@ def test_null_and_empty_fields(tmp_path):
     assert (empty.severity, empty.count) == ("warning", 1) and "row 5" in empty.examples[0]
 
 
+def test_nested_fields_are_a_wrong_dtype_not_a_crash(tmp_path):
+    ev = tiny_events().drop_columns(["fields"])
+    ev = ev.append_column("fields", pa.array([{"card": {"mcc": "5411"}}] * ev.num_rows))
+    report = validate_dataset(write_tiny(tmp_path, events=ev))
+    assert checks(report) == {("events.parquet", "wrong-dtype")}
+
+
 def test_empty_struct_fields_are_empty(tmp_path):
     ev = tiny_events().drop_columns(["fields"])
     rows = [{"amount": "1.00"}] * ev.num_rows

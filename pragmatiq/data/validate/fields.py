@@ -32,8 +32,8 @@ def entry_counts(arr: pa.Array) -> pa.Array:
         off = arr.offsets
         return pc.subtract(off.slice(1), off.slice(0, len(off) - 1))
     n = pa.repeat(pa.scalar(0, pa.int32()), len(arr))
-    for i in range(arr.type.num_fields):
-        n = pc.add(n, pc.cast(arr.field(i).is_valid(), pa.int32()))
+    for child in arr.flatten():  # children with the struct's own nulls applied
+        n = pc.add(n, pc.cast(child.is_valid(), pa.int32()))
     return n
 
 
@@ -48,9 +48,9 @@ def key_values(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
         valid = values.is_valid()
         return keys.filter(valid), values.filter(valid)
     keys, values = [], []
-    for i in range(arr.type.num_fields):
-        child = arr.field(i).drop_null()
-        keys.append(pa.repeat(pa.scalar(arr.type.field(i).name), len(child)))
+    for field, child in zip(arr.type, arr.flatten()):
+        child = child.drop_null()
+        keys.append(pa.repeat(pa.scalar(field.name), len(child)))
         values.append(pc.cast(child, pa.string()))
     if not keys:
         return pa.array([], pa.string()), pa.array([], pa.string())
@@ -95,7 +95,11 @@ class KeyValueChecks:
         if self._room <= 0:
             return
         head = arr.slice(0, self._room)
-        k, v = key_values(head)
+        try:
+            k, v = key_values(head)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            self._room = 0  # values that are not scalars (a wrong dtype, reported as such)
+            return
         self._keys.append(k)
         self._values.append(v)
         self._room -= len(head)
