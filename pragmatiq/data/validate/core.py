@@ -28,7 +28,8 @@ def _not_in(ids: pa.Array, reference: pa.Array) -> pa.Array:
 
 
 def _membership(rel: str, column: str, ids: pa.Array | None, profiles: pa.Array | None,
-                severity: str, message: str, fix: str, check: str = "unknown-user") -> list[Finding]:
+                severity: str, message: str, fix: str,
+                check: str = "unknown-user") -> list[Finding]:
     """A finding for the `ids` missing from `profiles` (skipped when either is unknown)."""
     if ids is None or profiles is None:
         return []

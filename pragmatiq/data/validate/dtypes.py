@@ -77,8 +77,10 @@ def coerce(arr: pa.Array, expected: pa.DataType) -> pa.Array | None:
                 return arr
             return None
         if pa.types.is_floating(expected):
-            return pc.cast(arr, pa.float64()) if pa.types.is_integer(t) or pa.types.is_floating(t) else None
-        if accepts(t, expected) or pa.types.is_map(t) or pa.types.is_struct(t) or pa.types.is_list(t):
+            numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
+            return pc.cast(arr, pa.float64()) if numeric else None
+        if accepts(t, expected) or pa.types.is_map(t) or pa.types.is_struct(t) \
+                or pa.types.is_list(t):
             return arr  # a list here is a map read as its keys only (scan.map_keys_leaf)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
@@ -93,7 +95,8 @@ def dtype_hint(actual: pa.DataType, expected: pa.DataType) -> str:
         return f" (unit '{getattr(actual, 'unit', 'day')}'; the contract uses microseconds)"
     if schema.is_timestamp_us(expected) and _is_string_like(actual):
         return " (timestamps written as text)"
-    if schema.is_timestamp_us(expected) and (pa.types.is_integer(actual) or pa.types.is_floating(actual)):
+    numeric = pa.types.is_integer(actual) or pa.types.is_floating(actual)
+    if schema.is_timestamp_us(expected) and numeric:
         return " (epoch numbers)"
     if pa.types.is_string(expected) and pa.types.is_integer(actual):
         return " (ids must be strings)"
@@ -163,7 +166,8 @@ def _string_ts_fix(col: str, sample: pa.Array | None) -> str:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
             return _set(col, f'pc.strptime(table["{col}"], format="{fmt}", unit="us")')
-    return _set(col, f'pc.strptime(table["{col}"], format="<your format, e.g. %Y-%m-%d %H:%M:%S>", unit="us")')
+    fmt = "<your format, e.g. %Y-%m-%d %H:%M:%S>"
+    return _set(col, f'pc.strptime(table["{col}"], format="{fmt}", unit="us")')
 
 
 def dtype_fix(col: str, actual: pa.DataType, expected: pa.DataType, schema_name: str,
@@ -193,7 +197,8 @@ def dtype_fix(col: str, actual: pa.DataType, expected: pa.DataType, schema_name:
         pa.types.is_integer(actual) or pa.types.is_boolean(actual) or pa.types.is_floating(actual)
     ):
         return _cast(col, type_code(expected))
-    if pa.types.is_floating(expected) and (pa.types.is_integer(actual) or pa.types.is_floating(actual)):
+    numeric = pa.types.is_integer(actual) or pa.types.is_floating(actual)
+    if pa.types.is_floating(expected) and numeric:
         return _cast(col, type_code(expected))
     if expected.equals(schema.STR_MAP) and pa.types.is_map(actual):
         return _cast(col, type_code(expected)) + "  # values become strings: 42.1 -> '42.1'"

@@ -32,7 +32,8 @@ def label_scan(pf: pq.ParquetFile, rel: str, task: str) -> tuple[TableScan, list
     known = ", ".join(schema.LABEL_SCHEMAS)
     warn = Finding(WARNING, rel, None, "unknown-task",
                    f"task '{task}' is not a known label task ({known}); only user_id is checked",
-                   0, (), "rename the file to a known task if it is one; otherwise nothing to do", "")
+                   0, (), "rename the file to a known task if it is one; otherwise nothing to do",
+                   "")
     return TableScan(pf, rel, _USER_ONLY, "a table with a user_id string column",
                      columns=("user_id",)), [warn]
 
@@ -41,28 +42,31 @@ def check_labels(pf: pq.ParquetFile, rel: str, task: str,
                  events: EventFacts | None) -> tuple[list[Finding], pa.Array | None]:
     """All checks on one label file; returns its distinct user ids for the cross-file check."""
     scan, out = label_scan(pf, rel, task)
-    binary = {c: Tally() for c in schema.BINARY_COLUMNS.get(task, ()) if c in scan.plan}
+    flags = {c: Tally() for c in schema.BINARY_COLUMNS.get(task, ()) if c in scan.plan}
     early, late = Tally(), Tally()
     users = IdSet()
     lo = events.ts_min if events else None
     hi = events.ts_max if events else None
     for offset, cols in scan.batches():
+        def describe(idx: list[int], column: str, offset=offset, cols=cols) -> list[str]:
+            return row_examples(offset, idx, cols, ("user_id", column))
+
         if "user_id" in cols:
             users.add(cols["user_id"])
-        for c, tally in binary.items():
-            v = cols.get(c)
-            if v is not None:
-                bad = pc.and_(v.is_valid(), pc.invert(pc.is_in(v, value_set=pa.array([0, 1], v.type))))
-                tally.add(bad, lambda idx: row_examples(offset, idx, cols, ("user_id", c)))
-        ev = cols.get("eval_ts")
-        if ev is not None and lo is not None:
+        for c, tally in flags.items():
+            if (v := cols.get(c)) is not None:
+                zero_one = pa.array([0, 1], v.type)
+                bad = pc.and_(v.is_valid(), pc.invert(pc.is_in(v, value_set=zero_one)))
+                tally.add(bad, lambda idx, c=c: describe(idx, c))
+        if (ev := cols.get("eval_ts")) is not None and lo is not None:
             ev_us = pc.cast(ev, pa.int64())
-            early.add(pc.less(ev_us, lo), lambda idx: row_examples(offset, idx, cols, ("user_id", "eval_ts")))
-            late.add(pc.greater(ev_us, hi), lambda idx: row_examples(offset, idx, cols, ("user_id", "eval_ts")))
+            early.add(pc.less(ev_us, lo), lambda idx: describe(idx, "eval_ts"))
+            late.add(pc.greater(ev_us, hi), lambda idx: describe(idx, "eval_ts"))
     out += scan.finish()
-    for c, tally in binary.items():
+    for c, tally in flags.items():
         out += tally.finding(ERROR, rel, c, "not-binary", f"'{c}' must be 0 or 1",
-                             f'map the values to 0/1, then {c} as int8: pc.cast(table["{c}"], pa.int8())')
+                             f'map the values to 0/1, then {c} as int8: '
+                             f'pc.cast(table["{c}"], pa.int8())')
     if lo is not None:
         span = f"events span {_iso(lo)} .. {_iso(hi)} UTC"
         out += early.finding(ERROR, rel, "eval_ts", "eval-ts-out-of-range",

@@ -130,7 +130,8 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFile | None, list[Finding]]:
+def open_parquet(root: Path, rel: str, *,
+                 required: bool) -> tuple[pq.ParquetFile | None, list[Finding]]:
     """Open `root/rel`; on any problem return None and the findings explaining it.
 
     A required file that is absent is an error; an optional one is simply skipped. A file that
@@ -148,7 +149,8 @@ def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFil
         return None, [Finding(ERROR, rel, None, "not-a-file",
                               "is a directory (a multi-part parquet dataset), expected one file",
                               0, (), "write a single file, e.g. Spark .coalesce(1) or "
-                              "pq.ParquetWriter over pyarrow.dataset.dataset(dir).to_batches()", "")]
+                              "pq.ParquetWriter over pyarrow.dataset.dataset(dir).to_batches()",
+                              "")]
     if path.stat().st_size == 0:
         return None, [Finding(ERROR, rel, None, "empty-file", "file is empty (0 bytes)", 0, (),
                               f"rewrite it: pq.write_table(table, '{rel}')", "")]
@@ -156,7 +158,8 @@ def open_parquet(root: Path, rel: str, *, required: bool) -> tuple[pq.ParquetFil
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         return None, [Finding(ERROR, rel, None, "corrupt-file",
-                              f"cannot be read as parquet: {_sniff(path)} ({_one_line(exc)})", 0, (),
+                              f"cannot be read as parquet: {_sniff(path)} ({_one_line(exc)})",
+                              0, (),
                               f"rewrite it with pyarrow: pq.write_table(table, '{rel}') "
                               "(for CSV/JSON: pyarrow.csv.read_csv / pyarrow.json.read_json "
                               "first, then cast to the contract schema)", "")]
@@ -263,7 +266,8 @@ class TableScan:
         except (pa.ArrowException, OSError) as exc:
             self.failed = True
             self.findings.append(Finding(
-                ERROR, self.rel, None, "corrupt-file", f"read failed after row {offset}: {_one_line(exc)}",
+                ERROR, self.rel, None, "corrupt-file",
+                f"read failed after row {offset}: {_one_line(exc)}",
                 self.num_rows - offset, (), f"rewrite {self.rel} from its source"))
 
     def finish(self) -> list[Finding]:

@@ -28,7 +28,8 @@ def check_profiles(scan: TableScan) -> tuple[list[Finding], pa.Array | None]:
     counts = pc.value_counts(pa.concat_arrays(ids))
     dup = counts.filter(pc.greater(counts.field("counts"), 1))
     if len(dup):
-        ex = tuple(f"{quote(d['values'])} ({d['counts']} rows)" for d in dup.slice(0, 3).to_pylist())
+        ex = tuple(f"{quote(d['values'])} ({d['counts']} rows)"
+                   for d in dup.slice(0, 3).to_pylist())
         out.append(Finding(
             ERROR, scan.rel, "user_id", "duplicate-profile",
             "users with more than one profile row (one row per user)", len(dup), ex,
