@@ -247,6 +247,14 @@ def test_label_mistyped_as_int64(tmp_path):
     assert apply_fix(bad, f.fix).equals(good)
 
 
+def test_empty_python_lifelong_lists_get_a_cast(tmp_path):
+    good = tiny_profiles()
+    bad = with_column(good, "lifelong", pa.array([[], [], []]))  # pyarrow infers list<null>
+    f = only(validate_dataset(write_tiny(tmp_path, profiles=bad)), "wrong-dtype")
+    assert f.column == "lifelong" and "pragmatiq.data.schema.LIFELONG" in f.fix
+    assert apply_fix(bad, f.fix).schema.field("lifelong").type.equals(schema.LIFELONG)
+
+
 def test_categorical_source_is_wrong_dtype_but_still_checked(tmp_path):
     ev = tiny_events()
     src = pc.if_else(pc.equal(ev["source"], "app"), "App", ev["source"])
