@@ -76,8 +76,8 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
     report = ValidationReport(str(root))
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
-        report.findings.append(Finding(ERROR, str(root), None, "missing-directory",
-                                       f"dataset directory {what}", 0, (),
+        report.findings.append(Finding(ERROR, ".", None, "missing-directory",
+                                       f"dataset directory {root} {what}", 0, (),
                                        "pass the directory holding events.parquet and "
                                        "profiles.parquet", ""))
         report.unusable = True
