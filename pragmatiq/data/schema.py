@@ -9,6 +9,11 @@ A dataset is one directory:
 
 Timestamps are `timestamp[us]`; a timezone-aware `timestamp[us, tz]` is accepted wherever a
 timestamp is required (`is_timestamp_us`). Field and attribute values are raw strings.
+
+`fields` and `attributes` are `map<string, string>`. A struct whose children are all strings is
+accepted too: that is what pyarrow infers from a list of Python dicts (the tutorial's
+`pa.table({... "fields": [{...}, {...}]})`). Each child is a key; a null child means the key is
+absent from that row. Readers (validate, tokenizer) treat both forms alike.
 """
 
 from __future__ import annotations
