@@ -189,7 +189,7 @@ def generate_block(b: int, w: World) -> dict:
     cfg = w.cfg
     lo, hi = b * cfg.block_size, min((b + 1) * cfg.block_size, cfg.n_users)
     draws = [simulate_user(i, w) for i in range(lo, hi)]
-    ev, local = simulate_block(draws, w)
+    ev, local, planted = simulate_block(draws, w)
     users = [d.user for d in draws]
     width = user_id_width(cfg.n_users)
     uid = user_ids(np.arange(lo, hi), width)
@@ -200,7 +200,7 @@ def generate_block(b: int, w: World) -> dict:
     )
     profiles = _profiles(users, uid, w)
     transfers = _transfers(ev, local, lo, hi, w, width)
-    labels = _labels(draws, uid, ev, local, w)
+    labels = _labels(draws, uid, ev, local, planted, w)
     stats = _stats(draws, ev, local, w)
     return {"events": events, "profiles": profiles, "transfers": transfers, "labels": labels,
             "stats": stats}
@@ -248,7 +248,7 @@ def _merchant_strings(code: np.ndarray, store: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(store > 0), joined, names)
 
 
-def _labels(draws, uid: pa.Array, ev, local, w: World) -> dict[str, pa.Table]:
+def _labels(draws, uid: pa.Array, ev, local, planted, w: World) -> dict[str, pa.Table]:
     L = schema.LABEL_SCHEMAS
     out = {}
     n = len(draws)
@@ -279,15 +279,11 @@ def _labels(draws, uid: pa.Array, ev, local, w: World) -> dict[str, pa.Table]:
     out["fraud"] = pa.Table.from_arrays(
         [uid.take(pa.array(local[out_m])), _ts(ev["ts"][out_m]),
          pa.array(ev["fraud"][out_m], pa.int8())], schema=L["fraud"])
-    ru, rts, rm, rs, rl, names = recurring_candidates(draws, ev, local)
-    planted = rs < 0
-    sid = pa.concat_arrays([pa.array([names[k] for k in rm[planted]], pa.string()),
-                            _merchant_strings(rm[~planted], rs[~planted])])
-    perm = np.concatenate([np.flatnonzero(planted), np.flatnonzero(~planted)])
-    order = np.lexsort((rts[perm], ru[perm]))
+    ru, rts, rm, rs, rl = recurring_candidates(planted, ev, local)
+    order = np.lexsort((rts, ru))
     out["recurring"] = pa.Table.from_arrays(
-        [uid.take(pa.array(ru[perm][order])), _ts(rts[perm][order]),
-         sid.take(pa.array(order)), pa.array(rl[perm][order], pa.int8())],
+        [uid.take(pa.array(ru[order])), _ts(rts[order]),
+         _merchant_strings(rm[order], rs[order]), pa.array(rl[order], pa.int8())],
         schema=L["recurring"])
     uj = [j for j, d in enumerate(draws) for _ in d.uplift]
     up = [s for d in draws for s in d.uplift]

@@ -39,7 +39,7 @@ class SynthConfig:
     block_size: int = 250  # users per generation block (part of the output's identity)
     compression: str = "zstd"
     # Behaviour priors.
-    events_per_user_month: float = 42.0  # mean over active user-months
+    events_per_user_month: float = 40.0  # mean over active user-months
     activity_sigma: float = 0.6  # lognormal spread of per-user activity (heavy tail)
     persona_shares: dict = field(
         default_factory=lambda: _shares(
@@ -54,7 +54,7 @@ class SynthConfig:
     churn_rate: float = 0.11  # P(churn within 6 months of eval) among active users
     fraud_rate: float = 0.02  # share of users with an account-takeover episode in the window
     mule_rings_per_1000: float = 1.0  # money-mule rings per 1,000 users
-    ltv_cost_per_month: float = 2.5  # EUR servicing cost per active month (sets ltv_positive)
+    ltv_cost_per_month: float = 13.5  # EUR servicing cost per active month (sets ltv_positive)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -105,7 +105,7 @@ def user_params(user: User, w: World, rng: np.random.Generator) -> dict:
     os5 = np.concatenate([user.os, np.repeat(user.os[:1], 5 - len(user.os))])
     return {
         "index": user.index, "persona": user.persona, "income": user.income, "spend": user.spend,
-        "tech": user.tech, "risk": user.risk, "country": user.country,
+        "tech": user.tech, "risk": user.risk, "churn": user.churn, "country": user.country,
         "trading_day": user.trading_day,
         "mix_cdf": np.cumsum(mix) / mix.sum(), "base_g": base_g,
         "pref": rng.integers(0, _MAX_BRANDS, len(C.CATEGORIES)),
@@ -116,96 +116,6 @@ def user_params(user: User, w: World, rng: np.random.Generator) -> dict:
 
 
 # ---------------------------------------------------------------- structured series
-def salary_and_bills(user: User, w: World, tl: Timeline, rng: np.random.Generator):
-    """Salary (monthly, or weekly payouts for gig workers), rent/mortgage, utilities,
-    subscriptions (the recurring series), overdraft fees and payday loans: one chunk."""
-    M = w.cfg.n_months
-    ms = w.month_start[:M]
-    lo, hi = user.first_day, min(user.end_day, w.n_days)
-    U = rng.random((12, M))
-    parts = []  # (days, seconds, txn type, merchant, channel, EUR)
-
-    def add(days, secs, ttype, merchant, eur, ch=C.CH["bank_transfer"]):
-        n = len(days)
-        full = lambda x: x if np.ndim(x) else np.full(n, x)  # noqa: E731
-        parts.append((days, secs, full(ttype), full(merchant), full(ch), full(eur)))
-
-    # Salary; an income shock makes salaries go missing or shrink (a planted stress trace).
-    if user.persona == 5:  # gig worker: weekly payouts of varying size
-        days = np.arange(lo + int(U[0, 0] * 7), hi, 7)
-        pay = user.income_eur / 4.3 * np.exp(0.35 * rng.standard_normal(len(days)))
-        um, us = rng.random((2, len(days)))
-    else:
-        days = ms + int(22 + U[0, 1] * 6)
-        pay = user.income_eur * (1 + 0.02 * (U[1] - 0.5))
-        um, us = U[2], U[3]
-    shocked = days >= user.shock_day
-    ok = (days >= lo) & (days < hi) & ~(shocked & (um < 0.4))
-    pay = np.where(shocked, pay * (0.4 + 0.3 * us), pay)
-    add(days[ok], 6 * 3600 + us[ok] * 3 * 3600, C.TXN["salary"], SP["salary"], pay[ok])
-    # Rent or mortgage (direct debit on a fixed day).
-    if user.attributes["housing"] in ("renting", "mortgage", "social_housing"):
-        d = ms + int(U[0, 2] * 5)
-        ok = (d >= lo) & (d < hi)
-        add(d[ok], 4 * 3600 + U[4, ok] * 3600, C.TXN["direct_debit"], SP["rent"],
-            user.income_eur * (0.25 + 0.15 * U[0, 3]))
-    # Subscriptions and a utility bill: fixed day, (almost) fixed amount -> recurring label 1.
-    n_subs = min(int(rng.poisson(1.3 * np.exp(0.3 * user.spend + 0.3 * user.tech))), 4)
-    ucat = C.CAT_INDEX["utilities"]
-    brands = np.append(C.BRAND_START[C.SUBSCRIPTIONS] + rng.choice(
-        C.BRAND_COUNT[C.SUBSCRIPTIONS], n_subs, replace=False),
-        C.BRAND_START[ucat] + int(U[0, 4] * C.BRAND_COUNT[ucat]))
-    S = n_subs + 1
-    first = np.maximum(lo, (U[5, :S] * (w.n_days // 2)).astype(int))
-    first[-1] = lo
-    dom = (U[6, :S] * 27).astype(int)
-    days = ms[None, :] + dom[:, None]  # (S, M)
-    ok = (days >= first[:, None]) & (days < hi)
-    base = w.ticket[BRAND_CAT[brands]] * np.exp(0.2 * (U[7, :S] - 0.5))
-    noise = np.where(np.arange(S) == S - 1, 0.15, 0.0)
-    eur = base[:, None] * np.exp(noise[:, None] * rng.standard_normal((S, M)))
-    secs = 2 * 3600 + rng.random((S, M)) * 4 * 3600
-    ttype = np.where(np.arange(S) == S - 1, C.TXN["direct_debit"], C.TXN["card_payment"])
-    sid = np.broadcast_to(np.arange(S)[:, None], (S, M))
-    add(days[ok], secs[ok], ttype[sid[ok]], brands[sid[ok]], eur[ok], C.CH["online"])
-    # Overdraft fees: the monthly count rises steeply with stress.
-    mid = np.minimum(ms + 14, w.n_days - 1)
-    n_fee = rng.poisson(1.6 * _sigmoid(2.5 * (tl.stress[mid] - 1.0)))
-    if n_fee.any():
-        fu = rng.random((3, int(n_fee.sum())))
-        fd = np.repeat(ms, n_fee) + (fu[0] * 28).astype(int)
-        ok = (fd >= lo) & (fd < hi)
-        add(fd[ok], 3600 + fu[1, ok] * 3600, C.TXN["fee"], SP["overdraft_fee"],
-            8 + 12 * fu[2, ok])
-    # Payday loans under heavy stress, repaid a month later with interest.
-    loan = U[8] < 0.35 * _sigmoid(3 * (tl.stress[mid] - 1.6))
-    if loan.any():
-        ld = ms[loan] + (U[9, loan] * 25).astype(int)
-        amt = user.income_eur * (0.2 + 0.2 * U[10, loan])
-        ok = (ld >= lo) & (ld < hi)
-        add(ld[ok], 10 * 3600 + U[11, loan][ok] * 8 * 3600, C.TXN["transfer_in"], SP["payday"],
-            amt[ok])
-        rd = ld + 30
-        ok = (rd >= lo) & (rd < hi)
-        add(rd[ok], 5 * 3600 + U[11, loan][ok] * 3600, C.TXN["direct_debit"], SP["loan"],
-            1.25 * amt[ok])
-    days, secs, ttype, merchant, ch, eur = (np.concatenate(x) for x in zip(*parts))
-    cur = HOME_CURRENCY[user.country]
-    ts = _ts(w, days, secs)
-    chunk = make_chunk(TXN, ts, c0=ttype, c1=merchant, c3=cur, c4=ch, c5=user.country,
-                       amt=_cents(eur, cur))
-    # Planted recurring series: rent and each subscription/utility with >= 3 payments.
-    series = []
-    rent = merchant == SP["rent"]
-    if rent.sum() >= 3:
-        series.append((ts[rent], C.SPECIAL_MERCHANTS["rent"][0], 1, SP["rent"]))
-    for b in brands:
-        m = merchant == b
-        if m.sum() >= 3:
-            series.append((ts[m], C.BRANDS[b], 1, int(b)))
-    return [chunk], series
-
-
 def campaigns(user: User, w: World, rng: np.random.Generator):
     """Uplift campaigns: randomized treatment, both potential outcomes, and the events the
     realized one leaves (sent/delivered/opened/clicked, converted)."""

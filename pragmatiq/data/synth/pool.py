@@ -47,7 +47,8 @@ def everyday_fields(day, U, N, u, P, stress, eng, trip, w: World):
     hour = np.where(U[U_NIGHT] < p_night, (U[U_HOUR] * 5).astype(int), pick(HOUR_CDF, U[U_HOUR]))
     ts = _ts(w, day, hour * 3600 + U[U_SEC] * 3600)
     # Sources: app use fades faster than spending when engagement drops.
-    p_app = np.clip(0.30 + 0.07 * P["tech"][u], 0.12, 0.5) * (0.3 + 0.7 * eng)
+    p_app = np.clip((0.30 + 0.07 * P["tech"][u]) * np.exp(-0.15 * P["churn"][u]), 0.12, 0.5) * (
+        0.3 + 0.7 * eng)
     p_trade = np.where(day >= P["trading_day"][u], 0.03 + 0.08 * _sigmoid(2 * P["risk"][u]), 0)
     s = U[U_SRC]
     src = np.where(s < p_app, APP, np.where(s < p_app + p_trade, TRADE,

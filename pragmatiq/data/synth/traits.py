@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pragmatiq.data.synth import catalog as C
-from pragmatiq.data.synth.world import SHOCK_RATE, SHOCK_STRESS, World
+from pragmatiq.data.synth.world import ONSET_HAZARD, SHOCK_RATE, SHOCK_STRESS, World
 
 # Monthly net income in EUR at income trait 0, by home country (follows C.COUNTRIES).
 COUNTRY_INCOME = np.array([2700, 2900, 2400, 2800, 1900, 1900, 1300, 1500, 1000, 1200, 2900,
@@ -99,7 +99,7 @@ def draw_user(i: int, w: World, rng: np.random.Generator) -> User:
 
     # Disengagement onset (monthly hazard from the churn trait); churn before the churn eval
     # when the fade has run its course.
-    h = 0.012 * np.exp(0.7 * z[5])
+    h = ONSET_HAZARD * np.exp(0.7 * z[5])
     onset = first_day + rng.exponential(30.44 / h)
     end_day = w.n_days
     lead = 90 + u[4] * 110

@@ -26,8 +26,9 @@ from pragmatiq.data.synth.codes import (
 )
 from pragmatiq.data.synth.events import (
     U_KEEP, Timeline, _cents, _sigmoid, account_takeover, campaigns, everyday_draws,
-    salary_and_bills, user_params,
+    user_params,
 )
+from pragmatiq.data.synth.bills import bill_draws, bills_block
 from pragmatiq.data.synth.pool import everyday_fields, stack_params
 from pragmatiq.data.synth.traits import User, draw_user
 from pragmatiq.data.synth.world import (
@@ -57,7 +58,7 @@ class UserDraw:
     fraud_day: float | None
     default: tuple | None  # (label,) when eligible
     churn: tuple | None
-    series: list = field(default_factory=list)  # planted (ts array, series_id, label)
+    bills: dict = field(default_factory=dict)  # draws for bills.bills_block
     uplift: list = field(default_factory=list)  # (ts, month, template, treated, y0, y1)
 
 
@@ -67,9 +68,8 @@ def simulate_user(i: int, w: World) -> UserDraw:
     tl = Timeline(user, w, rng)
     day, U, N = everyday_draws(user, w, tl, rng)
     params = user_params(user, w, rng)
-    structured, series = salary_and_bills(user, w, tl, rng)
-    camp, uplift = campaigns(user, w, rng)
-    structured += camp
+    bills = bill_draws(user, w, tl.stress, rng)
+    structured, uplift = campaigns(user, w, rng)
     fraud_day = None
     if rng.random() < w.cfg.fraud_rate:
         if w.rings:
@@ -109,7 +109,7 @@ def simulate_user(i: int, w: World) -> UserDraw:
     return UserDraw(user=user, params=params, day=day, U=U, N=N, stress=tl.stress[day],
                     eng=tl.eng[day], trip=tl.trip[day], structured=concat_chunks(structured),
                     closing=closing, t_def=t_def, t_churn=t_churn, fraud_day=fraud_day,
-                    default=default, churn=churn, series=series, uplift=uplift)
+                    default=default, churn=churn, bills=bills, uplift=uplift)
 
 
 def _us(w: World, day: np.ndarray) -> np.ndarray:
@@ -121,8 +121,9 @@ def _us(w: World, day: np.ndarray) -> np.ndarray:
     return out
 
 
-def simulate_block(draws: list[UserDraw], w: World) -> tuple[dict, np.ndarray]:
-    """Block-local event columns, ordered by (user, ts), and each event's block-local user."""
+def simulate_block(draws: list[UserDraw], w: World):
+    """Block-local event columns ordered by (user, ts), each event's block-local user, and
+    the planted recurring series (user, ts, merchant code)."""
     B = len(draws)
     n_pool = np.array([len(d.day) for d in draws])
     u = np.repeat(np.arange(B), n_pool)
@@ -138,8 +139,9 @@ def simulate_block(draws: list[UserDraw], w: World) -> tuple[dict, np.ndarray]:
     t_churn = _us(w, [d.t_churn for d in draws])
     n_str = np.array([len(d.structured["ts"]) for d in draws])
     closing = [(j, d.closing) for j, d in enumerate(draws) if d.closing is not None]
-    ev = concat_chunks([pool] + [d.structured for d in draws] + [c for _, c in closing])
-    uu = np.concatenate([u, np.repeat(np.arange(B), n_str)]
+    bills, bills_u, planted = bills_block([d.bills for d in draws], w)
+    ev = concat_chunks([pool, bills] + [d.structured for d in draws] + [c for _, c in closing])
+    uu = np.concatenate([u, bills_u, np.repeat(np.arange(B), n_str)]
                         + [np.full(len(c["ts"]), j) for j, c in closing])
     n_close = len(ev["ts"]) - len(u) - n_str.sum()
     keep = np.concatenate([(pool["ts"] < t_def[u]) | (U[U_KEEP] < 0.5),
@@ -149,7 +151,7 @@ def simulate_block(draws: list[UserDraw], w: World) -> tuple[dict, np.ndarray]:
     idx = np.flatnonzero(keep)
     key = (uu[idx].astype(np.int64) << 47) | (ev["ts"][idx] - w.start_us)
     order = idx[np.argsort(key, kind="stable")]
-    return take_cols(ev, order), uu[order]
+    return take_cols(ev, order), uu[order], planted
 
 
 def _close(user: User, w: World, day: float, u: float, not_before: int = 0):
@@ -201,7 +203,7 @@ def profit_6m(draws: list[UserDraw], ev: dict, uu: np.ndarray, w: World) -> np.n
     rev = (0.007 * eur * card + 0.01 * eur * (card & (cur != home))
            + eur * (txn & (ttype == C.TXN["fee"]))
            + 0.005 * eur * (txn & (ttype == C.TXN["fx_exchange"]))
-           + 0.02 * eur * (txn & (ttype == C.TXN["salary"]))
+           + 0.003 * eur * (txn & (ttype == C.TXN["salary"]))
            + 0.0025 * np.where(trade, ev["amt"][m] / 1e4 * ev["amt2"][m] / 100, 0.0))
     loss = 0.3 * eur * (txn & (ev["fraud"][m] == 1))
     net = np.bincount(u, weights=rev - loss, minlength=B)
@@ -215,17 +217,12 @@ def profit_6m(draws: list[UserDraw], ev: dict, uu: np.ndarray, w: World) -> np.n
     return np.round(net, 2)
 
 
-def recurring_candidates(draws: list[UserDraw], ev: dict, uu: np.ndarray):
+def recurring_candidates(planted, ev: dict, uu: np.ndarray):
     """Recurring-payment candidates: each user's planted monthly series (label 1) and up to
     four most repeated shops (label 0), each dated at its third payment.
-    Returns (user, ts, merchant code, store, label) arrays and the planted series ids;
-    planted rows carry store -1 and an index into that list as their merchant code."""
-    pu, pts, pm, names, pkeys = [], [], [], [], []
-    for j, d in enumerate(draws):
-        for ts, name, _, code in d.series:
-            pu.append(j), pts.append(int(np.sort(ts)[2])), pm.append(len(names))
-            names.append(name)
-            pkeys.append(j * 100_000 + code)
+    Returns (user, ts, merchant code, store, label) arrays; planted rows carry store 0."""
+    pu, pts, pm = planted
+    pkeys = pu.astype(np.int64) * 100_000 + pm
     card = (ev["src"] == TXN) & (ev["c0"] == C.TXN["card_payment"]) & (ev["c1"] < len(C.BRANDS))
     key = uu[card].astype(np.int64) * 10**8 + ev["c1"][card].astype(np.int64) * 10_000 + ev[
         "c2"][card]
@@ -234,14 +231,14 @@ def recurring_candidates(draws: list[UserDraw], ev: dict, uu: np.ndarray):
     key, ts = key[order], ts[order]
     uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
     user, brand, store = uniq // 10**8, (uniq // 10_000) % 10_000, uniq % 10_000
-    ok = (counts >= 4) & ~np.isin(user * 100_000 + brand, np.array(pkeys, np.int64))
+    ok = (counts >= 4) & ~np.isin(user * 100_000 + brand, pkeys)
     user, brand, store, first, counts = (x[ok] for x in (user, brand, store, first, counts))
     rank_order = np.lexsort((-counts, user))
     user, brand, store, first = (x[rank_order] for x in (user, brand, store, first))
     top = (np.arange(len(user)) - np.searchsorted(user, user, side="left")) < 4
     n_p = len(pu)
-    return (np.concatenate([np.array(pu, np.int64), user[top]]),
-            np.concatenate([np.array(pts, np.int64), ts[first[top] + 2]]),
-            np.concatenate([np.array(pm, np.int64), brand[top]]),
-            np.concatenate([np.full(n_p, -1, np.int64), store[top]]),
-            np.concatenate([np.ones(n_p, np.int8), np.zeros(int(top.sum()), np.int8)]), names)
+    return (np.concatenate([pu.astype(np.int64), user[top]]),
+            np.concatenate([pts, ts[first[top] + 2]]),
+            np.concatenate([pm.astype(np.int64), brand[top]]),
+            np.concatenate([np.zeros(n_p, np.int64), store[top]]),
+            np.concatenate([np.ones(n_p, np.int8), np.zeros(int(top.sum()), np.int8)]))

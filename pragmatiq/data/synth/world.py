@@ -22,13 +22,13 @@ CHURN_HORIZON_MONTHS = 6
 # Fixed effect sizes of the planted causes (logit scale).
 DEFAULT_STRESS_SLOPE = 1.6  # per unit of financial stress at eval
 CHURN_HAZARD_SLOPE = 0.6  # per unit of the churn-hazard trait
-CHURN_FADED_SLOPE = 3.0  # when disengagement began before eval
+CHURN_FADED_SLOPE = 4.0  # when disengagement began before eval
 SHOCK_STRESS = 1.4  # stress added by an income shock (job loss, hours cut)
 SHOCK_RATE = 0.10
 # Relative activity by weekday (Mon..Sun) and by calendar month (Jan..Dec).
 DOW_WEIGHT = np.array([0.95, 0.95, 1.0, 1.0, 1.15, 1.2, 0.8])
 SEASON = np.array([0.95, 0.9, 0.97, 1.0, 1.0, 1.02, 1.05, 1.05, 1.0, 1.0, 1.05, 1.2])  # share of users with an income shock somewhere in the window
-ONSET_HAZARD = 0.012  # monthly hazard of disengagement onset at churn trait 0
+ONSET_HAZARD = 0.016  # monthly hazard of disengagement onset at churn trait 0
 
 
 def _sigmoid(x):
@@ -114,21 +114,23 @@ def build_world(cfg: SynthConfig) -> World:
     tfac = np.exp(0.25 * z[:, 0] + 0.15 * z[:, 1]).mean()
     ticket = np.array([cfg.mean_ticket[c] for c in C.CAT_NAMES]) / tfac
 
-    # Default: P = sigmoid(a + slope * stress_at_eval); stress carries a shock with prob
-    # SHOCK_RATE * (fraction of the window before eval).
+    # Outcome intercepts from a pilot book that mirrors traits.draw_user: tenure, income
+    # shocks, disengagement onset and pre-eval churn decide who is eligible and how stressed
+    # or faded they are at eval.
     rng = np.random.default_rng([9_999, 2])
-    frac = eval_default / n_days
-    shocked = rng.random(len(z)) < SHOCK_RATE * frac
-    stress = z[:, 2] + SHOCK_STRESS * shocked
+    n = len(z)
+    u = rng.random((5, n))
+    first = np.where(u[0] < 0.55, 0, (u[1] * 365).astype(int))
+    shock = np.where(u[2] < SHOCK_RATE, first + u[3] * (n_days - first), np.inf)
+    onset = first + rng.exponential(30.44 / (ONSET_HAZARD * np.exp(0.7 * z[:, 5])))
+    end = np.where(onset + 90 + u[4] * 110 < eval_churn, onset + 90 + u[4] * 110, n_days)
+    ok = (first <= eval_default - 30) & (end > eval_default)
+    stress = z[ok, 2] + SHOCK_STRESS * (shock[ok] <= eval_default)
     default_intercept = _solve_intercept(DEFAULT_STRESS_SLOPE * stress, cfg.default_rate)
-    # Churn: P = sigmoid(a + hazard slope * churn + faded slope * faded), faded = onset of
-    # disengagement within the last ~6 months before eval (older onsets have churned already).
-    months_before = eval_churn / 30.44
-    h = ONSET_HAZARD * np.exp(0.7 * z[:, 5])
-    p_faded = 1 - np.exp(-h * min(months_before, 5.0))
-    faded = rng.random(len(z)) < p_faded
+    ok = (first <= eval_churn - 30) & (end > eval_churn)
+    faded = onset[ok] < eval_churn
     churn_intercept = _solve_intercept(
-        CHURN_HAZARD_SLOPE * z[:, 5] + CHURN_FADED_SLOPE * faded, cfg.churn_rate
+        CHURN_HAZARD_SLOPE * z[ok, 5] + CHURN_FADED_SLOPE * faded, cfg.churn_rate
     )
 
     # Instrument prices: geometric random walks shared by the whole book.

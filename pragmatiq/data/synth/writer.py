@@ -33,6 +33,22 @@ _TMP: Path | None = None
 def _init_worker(world: World, tmp: Path) -> None:
     global _WORLD, _TMP
     _WORLD, _TMP = world, tmp
+    _keep_heap()
+
+
+def _keep_heap() -> None:
+    """glibc only: keep freed block-sized buffers in the heap instead of unmapping them, so
+    each block does not page-fault its arrays in afresh (a third of a worker's time)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _run_block(b: int) -> dict:
