@@ -27,6 +27,16 @@ def pick(cdf: np.ndarray, u):
     return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
 
 
+_IRRATIONAL = (0.6180339887498949, 0.4142135623730951, 0.7320508075688772,
+               0.2360679774997898)
+
+
+def stratified(i: int, seed: int, k: int) -> float:
+    """A uniform in [0, 1) from user index i: frac(i * a_k + seed * b): the k-th Weyl
+    sequence, equidistributed over any run of users."""
+    return ((i + 0.5) * _IRRATIONAL[k] + seed * 0.7548776662466927 + 0.1 * k) % 1.0
+
+
 @dataclass
 class User:
     """A user's latent state. Days are indices into the window (may be negative before it)."""
@@ -83,9 +93,11 @@ class User:
 
 def draw_user(i: int, w: World, rng: np.random.Generator) -> User:
     u = rng.random(24)
-    persona = int(pick(w.persona_cdf, u[0]))
+    # Persona and home country use low-discrepancy sequences over the user index, so a
+    # book of any size reproduces the configured shares almost exactly.
+    persona = int(pick(w.persona_cdf, stratified(i, w.seed, 0)))
     z = C.PERSONA_TRAITS[persona] + rng.standard_normal(len(C.TRAITS))
-    country = int(pick(w.country_cdf, u[1]))
+    country = int(pick(w.country_cdf, stratified(i, w.seed, 1)))
     income_eur = float(COUNTRY_INCOME[country] * np.exp(0.45 * z[0]))
     if persona == 0:
         income_eur *= 0.45

@@ -30,7 +30,7 @@ from pragmatiq.data.synth.events import (
 )
 from pragmatiq.data.synth.bills import bill_draws, bills_block
 from pragmatiq.data.synth.pool import everyday_fields, stack_params
-from pragmatiq.data.synth.traits import User, draw_user
+from pragmatiq.data.synth.traits import User, draw_user, stratified
 from pragmatiq.data.synth.world import (
     CHURN_FADED_SLOPE, CHURN_HAZARD_SLOPE, DEFAULT_STRESS_SLOPE, US_PER_DAY, World,
 )
@@ -71,7 +71,7 @@ def simulate_user(i: int, w: World) -> UserDraw:
     bills = bill_draws(user, w, tl.stress, rng)
     structured, uplift = campaigns(user, w, rng)
     fraud_day = None
-    if rng.random() < w.cfg.fraud_rate:
+    if stratified(i, w.seed, 2) < w.cfg.fraud_rate:  # account takeover, at an exact rate
         if w.rings:
             target = int(w.rings[int(rng.integers(0, len(w.rings)))][0])
         else:
