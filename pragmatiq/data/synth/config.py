@@ -54,7 +54,7 @@ class SynthConfig:
     churn_rate: float = 0.11  # P(churn within 6 months of eval) among active users
     fraud_rate: float = 0.02  # share of users with an account-takeover episode in the window
     mule_rings_per_1000: float = 1.0  # money-mule rings per 1,000 users
-    ltv_cost_per_month: float = 13.5  # EUR servicing cost per active month (sets ltv_positive)
+    ltv_cost_per_month: float = 12.5  # EUR servicing cost per active month (sets ltv_positive)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,6 +8,8 @@ campaigns, account takeover) are added as small chunks. No loop runs per event.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pragmatiq.data.synth import catalog as C
@@ -111,38 +113,43 @@ def user_params(user: User, w: World, rng: np.random.Generator) -> dict:
         "pref": rng.integers(0, _MAX_BRANDS, len(C.CATEGORIES)),
         "friends": friends, "screen_cdf": np.cumsum(wts) / wts.sum(),
         "n_devices": user.n_devices, "os": os5, "lag": int(rng.integers(0, 3)),
-        "fav": rng.choice(len(C.INSTRUMENTS), size=3, replace=False),
+        "fav": np.argpartition(rng.random(len(C.INSTRUMENTS)), 3)[:3],
     }
 
 
 # ---------------------------------------------------------------- structured series
 def campaigns(user: User, w: World, rng: np.random.Generator):
     """Uplift campaigns: randomized treatment, both potential outcomes, and the events the
-    realized one leaves (sent/delivered/opened/clicked, converted)."""
-    chunks, rows = [], []
+    realized one leaves (sent/delivered/opened/clicked, converted). One chunk."""
+    rows, ts, evs, tpls, months = [], [], [], [], []
     U = rng.random((len(C.UPLIFT_CAMPAIGNS), 6))
+    p0 = 1 / (1 + math.exp(2.6 - 0.4 * user.spend - 0.3 * user.income))
     for j, (tpl_name, month) in enumerate(C.UPLIFT_CAMPAIGNS):
         day = int(w.month_start[month]) + 3
         if not (user.first_day <= day < user.end_day):
             continue
         tpl = C.TPL[tpl_name]
         treated = int(U[j, 0] < 0.5)
-        p0 = _sigmoid(-2.6 + 0.4 * user.spend + 0.3 * user.income)
-        # Responsive users: tech-savvy, engaged, not stressed; older users respond less.
-        tau = 0.30 * _sigmoid(1.5 * user.tech - 0.8 * user.stress0 + 0.5 * (j == 2) * user.risk)
+        # Responsive users: tech-savvy, not stressed; risk-takers for the trading promo.
+        tau = 0.30 / (1 + math.exp(-(1.5 * user.tech - 0.8 * user.stress0
+                                      + 0.5 * (j == 2) * user.risk)))
         y0, y1 = int(U[j, 1] < p0), int(U[j, 1] < p0 + tau)
-        t0 = _ts(w, day, 10 * 3600 + U[j, 2] * 6 * 3600)
-        rows.append((int(t0), month, tpl, treated, y0, y1))
+        t0 = w.start_us + day * US_PER_DAY + int((10 * 3600 + U[j, 2] * 6 * 3600) * _US_PER_S)
+        rows.append((t0, month, tpl, treated, y0, y1))
         if not treated:
             continue
-        y = y1
-        evs = [0, 1] + ([2] if (y or U[j, 3] < 0.25) else []) + ([3] if y else [])
-        ts = t0 + np.arange(len(evs)) * 90 * _US_PER_S
-        if y:
-            evs.append(5)
-            ts = np.append(ts, t0 + int((0.5 + U[j, 4] * 48) * 3600 * _US_PER_S))
-        chunks.append(make_chunk(COMM, ts, c0=np.array(evs), c1=tpl, c2=0, c3=month))
-    return chunks, rows
+        e = [0, 1] + ([2] if (y1 or U[j, 3] < 0.25) else []) + ([3] if y1 else [])
+        t = [t0 + k * 90 * _US_PER_S for k in range(len(e))]
+        if y1:
+            e.append(5)
+            t.append(t0 + int((0.5 + U[j, 4] * 48) * 3600 * _US_PER_S))
+        ts += t
+        evs += e
+        tpls += [tpl] * len(e)
+        months += [month] * len(e)
+    if not ts:
+        return [], rows
+    return [make_chunk(COMM, np.array(ts, np.int64), c0=evs, c1=tpls, c2=0, c3=months)], rows
 
 
 def account_takeover(user: User, w: World, rng: np.random.Generator, mule_target: int):

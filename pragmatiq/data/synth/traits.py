@@ -6,6 +6,8 @@ user is the same whatever block or worker produces it.
 
 from __future__ import annotations
 
+import bisect
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +27,21 @@ HOUR_CDF = np.cumsum(HOUR_WEIGHT) / HOUR_WEIGHT.sum()
 def pick(cdf: np.ndarray, u):
     """Inverse-CDF draw: index of the first cdf entry > u (clipped to the last index)."""
     return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+
+
+def pick1(cdf, u: float) -> int:
+    """`pick` for one scalar draw, without NumPy call overhead."""
+    return min(bisect.bisect_right(cdf, u), len(cdf) - 1)
+
+
+_AGE_CDF = [list(np.cumsum(r)) for r in C.PERSONA_AGE]
+_OCC_CDF = [list(np.cumsum(r)) for r in C.PERSONA_OCCUPATION]
+_MARITAL_OLD = list(np.cumsum([0.1, 0.55, 0.05, 0.1, 0.2]))
+_MARITAL = list(np.cumsum([0.35, 0.4, 0.15, 0.09, 0.01]))
+_HOUSING = {0: [0.55, 0.0, 0.0, 0.45, 0.0], 2: [0.2, 0.55, 0.2, 0.0, 0.05],
+            3: [0.2, 0.55, 0.2, 0.0, 0.05], 4: [0.15, 0.1, 0.65, 0.0, 0.1]}
+_HOUSING = {k: list(np.cumsum(v)) for k, v in _HOUSING.items()}
+_HOUSING_OTHER = list(np.cumsum([0.55, 0.2, 0.05, 0.1, 0.1]))
 
 
 _IRRATIONAL = (0.6180339887498949, 0.4142135623730951, 0.7320508075688772,
@@ -95,9 +112,9 @@ def draw_user(i: int, w: World, rng: np.random.Generator) -> User:
     u = rng.random(24)
     # Persona and home country use low-discrepancy sequences over the user index, so a
     # book of any size reproduces the configured shares almost exactly.
-    persona = int(pick(w.persona_cdf, stratified(i, w.seed, 0)))
+    persona = pick1(w.persona_cdf, stratified(i, w.seed, 0))
     z = C.PERSONA_TRAITS[persona] + rng.standard_normal(len(C.TRAITS))
-    country = int(pick(w.country_cdf, stratified(i, w.seed, 1)))
+    country = pick1(w.country_cdf, stratified(i, w.seed, 1))
     income_eur = float(COUNTRY_INCOME[country] * np.exp(0.45 * z[0]))
     if persona == 0:
         income_eur *= 0.45
@@ -140,10 +157,9 @@ def draw_user(i: int, w: World, rng: np.random.Generator) -> User:
 
 def _attributes(user: User, u: np.ndarray) -> dict[str, str]:
     p = user.persona
-    age = int(pick(np.cumsum(C.PERSONA_AGE[p]), u[11]))
-    occ = int(pick(np.cumsum(C.PERSONA_OCCUPATION[p]), u[12]))
-    annual = user.income_eur * 12
-    band = int(np.searchsorted([15e3, 30e3, 50e3, 80e3, 120e3], annual, side="right"))
+    age = pick1(_AGE_CDF[p], u[11])
+    occ = pick1(_OCC_CDF[p], u[12])
+    band = bisect.bisect_right([15e3, 30e3, 50e3, 80e3, 120e3], user.income_eur * 12)
     if user.premium_day < np.inf or user.z[0] > 1.5:
         kyc = "premium"
     elif user.z[4] > 1.0 or user.country in (8, 11):
@@ -153,18 +169,10 @@ def _attributes(user: User, u: np.ndarray) -> dict[str, str]:
     if age == 0:
         marital = "single" if u[13] < 0.85 else "partnered"
     elif age >= 5:
-        marital = C.MARITAL[int(pick(np.cumsum([0.1, 0.55, 0.05, 0.1, 0.2]), u[13]))]
+        marital = C.MARITAL[pick1(_MARITAL_OLD, u[13])]
     else:
-        marital = C.MARITAL[int(pick(np.cumsum([0.35, 0.4, 0.15, 0.09, 0.01]), u[13]))]
-    if p == 0:
-        housing_p = [0.55, 0.0, 0.0, 0.45, 0.0]
-    elif p in (2, 3):
-        housing_p = [0.2, 0.55, 0.2, 0.0, 0.05]
-    elif p == 4:
-        housing_p = [0.15, 0.1, 0.65, 0.0, 0.1]
-    else:
-        housing_p = [0.55, 0.2, 0.05, 0.1, 0.1]
-    housing = C.HOUSING[int(pick(np.cumsum(housing_p), u[14]))]
+        marital = C.MARITAL[pick1(_MARITAL, u[13])]
+    housing = C.HOUSING[pick1(_HOUSING.get(p, _HOUSING_OTHER), u[14])]
     return {
         "age_band": C.AGE_BANDS[age],
         "country": C.COUNTRIES[user.country],

@@ -25,6 +25,7 @@ CHURN_HAZARD_SLOPE = 0.6  # per unit of the churn-hazard trait
 CHURN_FADED_SLOPE = 4.0  # when disengagement began before eval
 SHOCK_STRESS = 1.4  # stress added by an income shock (job loss, hours cut)
 SHOCK_RATE = 0.10
+STRUCTURED_PER_MONTH = 4.4  # salary, rent, subscriptions, fees, campaign messages
 # Relative activity by weekday (Mon..Sun) and by calendar month (Jan..Dec).
 DOW_WEIGHT = np.array([0.95, 0.95, 1.0, 1.0, 1.15, 1.2, 0.8])
 SEASON = np.array([0.95, 0.9, 0.97, 1.0, 1.0, 1.02, 1.05, 1.05, 1.0, 1.0, 1.05, 1.2])  # share of users with an income shock somewhere in the window
@@ -107,9 +108,12 @@ def build_world(cfg: SynthConfig) -> World:
     eval_churn = int(month_start[cfg.n_months - CHURN_HORIZON_MONTHS])
 
     persona, z = _pilot_traits(cfg)
-    # Per-user activity multiplier (see events.activity): normalise to the configured mean.
+    # Per-user activity multiplier (events.everyday_draws): normalise so that the everyday
+    # stream plus the monthly series (salary, bills, fees, campaigns: STRUCTURED_PER_MONTH)
+    # average the configured events per active user-month.
     act = C.PERSONA_ACTIVITY[persona] * np.exp(0.25 * z[:, 3] + 0.15 * z[:, 1])
-    activity_scale = cfg.events_per_user_month / 30.44 / act.mean()
+    everyday = max(cfg.events_per_user_month - STRUCTURED_PER_MONTH, 1.0)
+    activity_scale = everyday / 30.44 / act.mean()
     # Ticket factor: amount = ticket * exp(0.25 income + 0.15 spend) * lognormal(mean 1).
     tfac = np.exp(0.25 * z[:, 0] + 0.15 * z[:, 1]).mean()
     ticket = np.array([cfg.mean_ticket[c] for c in C.CAT_NAMES]) / tfac
