@@ -171,8 +171,9 @@ TEMPLATES = ("cashback_offer_v2", "premium_upsell", "savings_boost", "trading_pr
              "security_alert", "payment_reminder", "collections_notice", "feature_news",
              "winback_offer")
 TPL = {name: i for i, name in enumerate(TEMPLATES)}
-# Campaigns whose uplift is recorded in `comm_uplift` (template, month of the window).
-UPLIFT_CAMPAIGNS = (("premium_upsell", 9), ("savings_boost", 15), ("trading_promo", 21))
+# Campaigns whose uplift is recorded in `comm_uplift`: (template, position in the window as a
+# fraction of its months; months 9, 15 and 21 of a 25-month window).
+UPLIFT_CAMPAIGNS = (("premium_upsell", 0.36), ("savings_boost", 0.6), ("trading_promo", 0.84))
 
 # ---------------------------------------------------------------- profile milestones
 MILESTONES = ("account_opened", "kyc_passed", "card_activated", "premium_upgrade",

@@ -124,7 +124,8 @@ def campaigns(user: User, w: World, rng: np.random.Generator):
     rows, ts, evs, tpls, months = [], [], [], [], []
     U = rng.random((len(C.UPLIFT_CAMPAIGNS), 6))
     p0 = 1 / (1 + math.exp(2.6 - 0.4 * user.spend - 0.3 * user.income))
-    for j, (tpl_name, month) in enumerate(C.UPLIFT_CAMPAIGNS):
+    for j, (tpl_name, where) in enumerate(C.UPLIFT_CAMPAIGNS):
+        month = int(where * w.cfg.n_months)
         day = int(w.month_start[month]) + 3
         if not (user.first_day <= day < user.end_day):
             continue
