@@ -1,9 +1,11 @@
-"""Simulate one user's 25 months of events as integer columns, vectorized with NumPy.
+"""A user's own draws: the day-level timeline, the everyday stream's randomness, the
+per-user parameters of that stream, and the small structured episodes (uplift campaigns,
+account takeover). Vectorized with NumPy; no loop runs per event.
 
-The everyday stream is one draw: the number of events from the user's daily intensity
-(weekday rhythm, seasonality, engagement), then all days by inverse CDF, hours, sources and
-field codes as arrays. Structured series (salary, rent, subscriptions, fees, loans, travel,
-campaigns, account takeover) are added as small chunks. No loop runs per event.
+The everyday stream is one draw per user: the number of events from the daily intensity
+(weekday rhythm, seasonality, engagement, heavy-tailed activity), then all days by inverse
+CDF and a matrix of per-event uniforms. `pool.everyday_fields` turns a block of these into
+hours, sources and field codes; `bills.bills_block` adds the monthly money flows.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import numpy as np
 
 from pragmatiq.data.synth import catalog as C
 from pragmatiq.data.synth.codes import (
-    APP, ATO_COUNTRY, BRAND_CAT, COMM, CUR_FX, HOME_CURRENCY, MERCHANT_ONLINE, SP,
-    TRADE, TRAVEL_COUNTRY, TRAVEL_CUR, TXN, make_chunk,
+    APP, ATO_COUNTRY, COMM, CUR_FX, HOME_CURRENCY, SP, TXN, make_chunk,
 )
-from pragmatiq.data.synth.traits import HOUR_CDF, User, pick
+from pragmatiq.data.synth.traits import User
 from pragmatiq.data.synth.world import US_PER_DAY, World
 
 _MAX_BRANDS = int(C.BRAND_COUNT.max())

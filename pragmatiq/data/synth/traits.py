@@ -160,7 +160,7 @@ def _attributes(user: User, u: np.ndarray) -> dict[str, str]:
     age = pick1(_AGE_CDF[p], u[11])
     occ = pick1(_OCC_CDF[p], u[12])
     band = bisect.bisect_right([15e3, 30e3, 50e3, 80e3, 120e3], user.income_eur * 12)
-    if user.premium_day < np.inf or user.z[0] > 1.5:
+    if user.premium_day <= 0 or user.z[0] > 1.5:  # known at the window start: no future info
         kyc = "premium"
     elif user.z[4] > 1.0 or user.country in (8, 11):
         kyc = "enhanced"
