@@ -16,7 +16,7 @@ from pragmatiq.data import schema
 from pragmatiq.data.synth import load_synth_config, synthesize
 from pragmatiq.data.synth.block import KEYS
 
-SMALL = {"n_users": 240, "seed": 3, "block_size": 60}
+SMALL = {"n_users": 240, "seed": 3, "block_size": 60, "mule_rings_per_1000": 10.0}  # 2 rings
 
 
 @pytest.fixture(scope="module")
