@@ -61,13 +61,13 @@ def everyday_fields(day, U, N, u, P, stress, eng, trip, w: World):
     for code, fn in ((TXN, _txn), (APP, _app), (TRADE, _trade), (COMM, _comm)):
         m = np.flatnonzero(src == code)
         if len(m):
-            out = fn(m, day[m], F[:, m], N[:, m], u[m], P, stress[m], eng[m], trip[m], w)
+            out = fn(ts[m], day[m], F[:, m], N[:, m], u[m], P, stress[m], eng[m], trip[m], w)
             for k, v in out.items():
                 cols[k][m] = v
     return cols
 
 
-def _txn(m, day, F, N, u, P, stress, eng, trip, w: World):
+def _txn(ts, day, F, N, u, P, stress, eng, trip, w: World):
     n = len(day)
     # Category from the user's own mix; gambling rises with stress and risk appetite.
     cat = _rowpick(P["mix_cdf"], u, F[0])
@@ -122,19 +122,36 @@ def _txn(m, day, F, N, u, P, stress, eng, trip, w: World):
             "amt2": cp}
 
 
-def _app(m, day, F, N, u, P, stress, eng, trip, w: World):
+def _app(ts, day, F, N, u, P, stress, eng, trip, w: World):
+    # Sessions: an app event continues the user's previous one that day (15 s to 3 min
+    # later, same device) with probability 0.55, so busy days come in bursts; half the
+    # sessions start with an `open` or `login`, many on `home`.
+    order = np.argsort((u.astype(np.int64) << 47) | (ts - w.start_us), kind="stable")
+    us, ds = u[order], day[order]
+    new = (F[4][order] >= 0.55) | np.r_[True, (us[1:] != us[:-1]) | (ds[1:] != ds[:-1])]
+    gap = np.where(new, 0, ((15 + F[5][order] * 165) * 1_000_000).astype(np.int64))
+    start = np.maximum.accumulate(np.where(new, np.arange(len(us)), 0))
+    cs = np.cumsum(gap)
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    ts = (ts[order][start] + cs - cs[start])[inv]
+    lead = order[start][inv]  # the event that opened this event's session
+    first = new[inv]
     screen = _rowpick(P["screen_cdf"], u, F[0])
+    screen = np.where(first & (F[7] < 0.45), C.SCREENS.index("home"), screen)
     # Stressed users look at loans more often.
     screen = np.where(F[1] < 0.04 * np.exp(0.9 * stress - 0.9), C.SCREENS.index("loans"), screen)
     action = pick(np.cumsum([0.42, 0.24, 0.12, 0.11, 0.06, 0.03, 0.02]), F[2])
-    device = np.where(F[3] < 0.8, 0, (F[3] * 7).astype(int) % P["n_devices"][u])
+    action = np.where(first & (F[6] < 0.5), np.where(F[6] < 0.1, C.ACT["login"], C.ACT["open"]),
+                      action)
+    device = np.where(F[3] < 0.8, 0, (F[3] * 7).astype(int) % P["n_devices"][u])[lead]
     version = np.clip(w.day_month[day] // 3 - P["lag"][u] + 1, 0, len(C.APP_VERSIONS) - 1)
     geo = np.where(trip >= 0, TRAVEL_COUNTRY[np.maximum(trip, 0)], P["country"][u])
-    return {"c0": screen, "c1": action, "c2": device, "c3": P["os"][u, device], "c4": version,
-            "c5": geo}
+    return {"ts": ts, "c0": screen, "c1": action, "c2": device, "c3": P["os"][u, device],
+            "c4": version, "c5": geo}
 
 
-def _trade(m, day, F, N, u, P, stress, eng, trip, w: World):
+def _trade(ts, day, F, N, u, P, stress, eng, trip, w: World):
     inst = P["fav"][u, np.minimum((F[0] ** 1.5 * 3).astype(int), 2)]
     price = w.prices[day, inst]
     notional = 60 * np.exp(0.5 * P["income"][u] + 0.4 * P["risk"][u] + 0.6 * N[0])
@@ -145,7 +162,7 @@ def _trade(m, day, F, N, u, P, stress, eng, trip, w: World):
             "amt": qty.astype(np.int64), "amt2": np.round(price * 100).astype(np.int64)}
 
 
-def _comm(m, day, F, N, u, P, stress, eng, trip, w: World):
+def _comm(ts, day, F, N, u, P, stress, eng, trip, w: World):
     tpl = _MARKETING[(F[0] * len(_MARKETING)).astype(int)]
     tpl = np.where((stress > 1.0) & (F[1] < 0.3), C.TPL["payment_reminder"], tpl)
     # Fading users open less and unsubscribe more.
