@@ -1,9 +1,10 @@
 """One block of users -> the contract's Arrow tables (events, profiles, transfers, labels).
 
-Users are simulated one by one (each from its own generator); the block's integer columns
-are then decoded to strings and assembled into `map<string,string>` with a handful of
-vectorized Arrow kernels: one `take` per field from a string table, fixed-point formatting
-with `pyarrow.compute`, and one permutation that interleaves all fields event-major.
+Users draw their randomness one by one (each from its own generator); the block's events are
+then computed as integer columns (`user.simulate_block`), decoded to strings and assembled
+into `map<string,string>` with a handful of vectorized Arrow kernels: fixed-point formatting
+with `pyarrow.compute` for amounts and prices, and a single `take` from one string table
+(every small vocabulary plus the formatted values) that lays all fields out event-major.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pragmatiq.data.synth.codes import (
 )
 from pragmatiq.data.synth.transfers import ring_transfers
 from pragmatiq.data.synth.user import (
-    _OUTGOING, profit_6m, recurring_candidates, simulate_block, simulate_user,
+    OUTGOING_TXN, profit_6m, recurring_candidates, simulate_block, simulate_user,
 )
 from pragmatiq.data.synth.world import US_PER_DAY, World
 
@@ -275,7 +276,7 @@ def _labels(draws, uid: pa.Array, ev, local, planted, w: World) -> dict[str, pa.
     mule = np.array([d.user.index in w.ring_of_user for d in draws], dtype=np.int8)
     out["aml"] = pa.Table.from_arrays([uid, _ts(np.full(n, w.end_us - 1)), pa.array(mule)],
                                       schema=L["aml"])
-    out_m = (ev["src"] == TXN) & np.isin(ev["c0"], _OUTGOING)
+    out_m = (ev["src"] == TXN) & np.isin(ev["c0"], OUTGOING_TXN)
     out["fraud"] = pa.Table.from_arrays(
         [uid.take(pa.array(local[out_m])), _ts(ev["ts"][out_m]),
          pa.array(ev["fraud"][out_m], pa.int8())], schema=L["fraud"])

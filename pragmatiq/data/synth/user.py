@@ -35,8 +35,9 @@ from pragmatiq.data.synth.world import (
     CHURN_FADED_SLOPE, CHURN_HAZARD_SLOPE, DEFAULT_STRESS_SLOPE, US_PER_DAY, World,
 )
 
-_OUTGOING = np.array([C.TXN[t] for t in ("card_payment", "atm_withdrawal", "transfer_out",
-                                          "p2p_out", "card_verification")])
+# Transaction types that take money out: the rows of the `fraud` label table.
+OUTGOING_TXN = np.array([C.TXN[t] for t in ("card_payment", "atm_withdrawal", "transfer_out",
+                                             "p2p_out", "card_verification")])
 _CARD = np.array([C.TXN[t] for t in ("card_payment", "direct_debit")])
 NEVER = np.iinfo(np.int64).max
 

@@ -24,12 +24,12 @@ DEFAULT_STRESS_SLOPE = 1.6  # per unit of financial stress at eval
 CHURN_HAZARD_SLOPE = 0.6  # per unit of the churn-hazard trait
 CHURN_FADED_SLOPE = 4.0  # when disengagement began before eval
 SHOCK_STRESS = 1.4  # stress added by an income shock (job loss, hours cut)
-SHOCK_RATE = 0.10
+SHOCK_RATE = 0.10  # share of users with an income shock somewhere in the window
+ONSET_HAZARD = 0.016  # monthly hazard of disengagement onset at churn trait 0
 STRUCTURED_PER_MONTH = 4.4  # salary, rent, subscriptions, fees, campaign messages
 # Relative activity by weekday (Mon..Sun) and by calendar month (Jan..Dec).
 DOW_WEIGHT = np.array([0.95, 0.95, 1.0, 1.0, 1.15, 1.2, 0.8])
-SEASON = np.array([0.95, 0.9, 0.97, 1.0, 1.0, 1.02, 1.05, 1.05, 1.0, 1.0, 1.05, 1.2])  # share of users with an income shock somewhere in the window
-ONSET_HAZARD = 0.016  # monthly hazard of disengagement onset at churn trait 0
+SEASON = np.array([0.95, 0.9, 0.97, 1.0, 1.0, 1.02, 1.05, 1.05, 1.0, 1.0, 1.05, 1.2])
 
 
 def _sigmoid(x):

@@ -140,7 +140,7 @@ def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = 
     bar = tqdm(total=cfg.n_users, unit="user", file=sys.stderr, disable=not progress,
                desc="synthesize", dynamic_ncols=True)
     tmp = out / f".synth-blocks-{os.getpid()}"
-    gen = _blocks(world, n_workers, tmp)  # start the pool before any writer opens
+    gen = _blocks(world, n_workers, tmp)
     writers = {k: pq.ParquetWriter(p, s, **kw) for k, (p, s) in files.items()}
     try:
         for res in gen:
