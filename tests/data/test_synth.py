@@ -297,3 +297,10 @@ def test_fraud_episodes_and_mule_rings(book):
             passes[to] = passes.get(to, 0) + 1
     assert np.mean([passes.get(u, 0) >= 3 for u in mules]) >= 0.8
     assert sum(n >= 3 for u, n in passes.items() if u not in mules) <= 20  # of 2,000 users
+
+
+def test_book_passes_validate(book):
+    validate = pytest.importorskip("pragmatiq.data.validate")
+    report = validate.validate_dataset(book)
+    assert report.exit_code == 0 and not report.errors, report.findings
+    assert not report.warnings, report.findings

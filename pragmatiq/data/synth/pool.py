@@ -157,8 +157,9 @@ def _trade(ts, day, F, N, u, P, stress, eng, trip, w: World):
     notional = 60 * np.exp(0.5 * P["income"][u] + 0.4 * P["risk"][u] + 0.6 * N[0])
     qty = np.where(C.CRYPTO[inst], np.maximum(np.round(notional / price * 1e4), 1),
                    np.maximum(np.round(notional / price), 1) * 1e4)
-    return {"c0": inst, "c1": (F[1] < 0.4).astype(int),
-            "c2": pick(np.cumsum([0.6, 0.25, 0.05, 0.1]), F[2]),
+    otype = pick(np.cumsum([0.6, 0.25, 0.05, 0.1]), F[2])
+    side = np.where(otype == C.ORDER_TYPES.index("recurring_buy"), 0, (F[1] < 0.4).astype(int))
+    return {"c0": inst, "c1": side, "c2": otype,
             "amt": qty.astype(np.int64), "amt2": np.round(price * 100).astype(np.int64)}
 
 
