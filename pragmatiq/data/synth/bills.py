@@ -12,7 +12,7 @@ import numpy as np
 
 from pragmatiq.data.synth import catalog as C
 from pragmatiq.data.synth.codes import BRAND_CAT, HOME_CURRENCY, SP, TXN, make_chunk
-from pragmatiq.data.synth.events import _cents, _sigmoid, _ts
+from pragmatiq.data.synth.events import BRAND_CDF, _cents, _sigmoid, _ts
 from pragmatiq.data.synth.traits import User
 from pragmatiq.data.synth.world import World
 
@@ -30,7 +30,8 @@ def bill_draws(user: User, w: World, stress: np.ndarray, rng: np.random.Generato
     ucat = C.CAT_INDEX["utilities"]
     brands = np.append(C.BRAND_START[C.SUBSCRIPTIONS] + np.argpartition(
         rng.random(C.BRAND_COUNT[C.SUBSCRIPTIONS]), N_SUBS)[:N_SUBS],
-        C.BRAND_START[ucat] + rng.integers(0, C.BRAND_COUNT[ucat]))
+        C.BRAND_START[ucat] + min(int((rng.random() > BRAND_CDF[user.country, ucat]).sum()),
+                                  C.MAX_BRANDS - 1))
     return {
         "U": rng.random((12, M)),
         # Users likely to leave keep their salary at another bank (a secondary account).

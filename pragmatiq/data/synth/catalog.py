@@ -71,32 +71,52 @@ FX_TO_EUR = {"GBP": 1.17, "EUR": 1.0, "PLN": 0.23, "RON": 0.2, "USD": 0.92, "TRY
 
 # ---------------------------------------------------------------- merchant categories
 # name, MCC, default share of card payments, mean ticket in EUR, lognormal sigma, brands.
+# Brands are listed by popularity; "NAME@GB,IE" trades only in those home countries (plain
+# names everywhere). Users shop at their home country's brands, travellers at global ones.
 CATEGORIES = (
     ("groceries", "5411", 0.30, 32.0, 0.7,
-     ("TESCO STORES", "SAINSBURYS", "LIDL", "ALDI", "CARREFOUR", "BIEDRONKA", "ASDA", "REWE",
-      "MERCADONA", "CO-OP FOOD", "SPAR", "WAITROSE")),
+     ("TESCO STORES@GB,IE", "LIDL", "ALDI", "SAINSBURYS@GB", "CARREFOUR@FR,ES,IT,RO,PL",
+      "BIEDRONKA@PL", "ASDA@GB", "REWE@DE", "MERCADONA@ES,PT", "KAUFLAND@DE,PL,RO",
+      "CO-OP FOOD@GB", "SPAR", "WAITROSE@GB", "ALBERT HEIJN@NL", "ESSELUNGA@IT",
+      "PINGO DOCE@PT", "MAXIMA@LT", "MONOPRIX@FR", "DUNNES STORES@IE", "ZABKA@PL")),
     ("restaurants", "5812", 0.10, 38.0, 0.6,
-     ("PIZZA EXPRESS", "NANDOS", "WAGAMAMA", "FIVE GUYS", "LEON", "DISHOOM", "HONEST BURGERS")),
+     ("PIZZA HUT", "NANDOS@GB,IE", "PIZZA EXPRESS@GB,IE", "WAGAMAMA@GB,IE,NL", "FIVE GUYS",
+      "VAPIANO@DE,NL,PL,LT,RO,FR", "TELEPIZZA@ES,PT,PL", "HIPPOPOTAMUS@FR",
+      "LA TAGLIATELLA@ES", "LEON@GB", "DISHOOM@GB", "ROADHOUSE@IT", "SPAGHETTI HOUSE@RO,LT")),
     ("fast_food", "5814", 0.12, 11.0, 0.5,
-     ("MCDONALDS", "BURGER KING", "KFC", "GREGGS", "PRET A MANGER", "SUBWAY", "STARBUCKS",
-      "COSTA COFFEE")),
+     ("MCDONALDS", "BURGER KING", "KFC", "GREGGS@GB", "STARBUCKS", "PRET A MANGER@GB,FR,IE",
+      "SUBWAY", "COSTA COFFEE@GB,IE,PL", "TIM HORTONS@GB,ES", "MAX BURGERS@PL")),
     ("transport", "4121", 0.08, 16.0, 0.7,
-     ("UBER TRIP", "BOLT.EU", "FREENOW", "TFL TRAVEL CH", "TRAINLINE", "LIME RIDE")),
-    ("fuel", "5541", 0.05, 58.0, 0.4, ("SHELL", "BP", "ESSO", "ORLEN", "TOTALENERGIES")),
+     ("UBER TRIP", "BOLT.EU", "FREENOW", "TFL TRAVEL CH@GB", "TRAINLINE@GB,FR,ES,IT",
+      "LIME RIDE", "DB BAHN@DE", "PKP INTERCITY@PL", "RENFE@ES", "SNCF@FR", "TRENITALIA@IT",
+      "NS REIZIGERS@NL", "IRISH RAIL@IE", "CP COMBOIOS@PT", "CFR CALATORI@RO", "LTG LINK@LT")),
+    ("fuel", "5541", 0.05, 58.0, 0.4,
+     ("SHELL", "BP", "ESSO@GB,DE,FR,IT,NL", "ORLEN@PL,LT,DE", "TOTALENERGIES",
+      "REPSOL@ES,PT", "ENI@IT", "OMV PETROM@RO", "CIRCLE K@IE,LT,PL")),
     ("online_retail", "5942", 0.10, 36.0, 0.9,
-     ("AMAZON MKTPLACE", "ZALANDO", "ALLEGRO", "EBAY", "ASOS", "ALIEXPRESS", "ETSY")),
-    ("clothing", "5651", 0.04, 55.0, 0.7, ("ZARA", "H&M", "PRIMARK", "UNIQLO", "NEXT", "RESERVED")),
-    ("pharmacy", "5912", 0.04, 17.0, 0.6, ("BOOTS", "SUPERDRUG", "DM DROGERIE", "ROSSMANN")),
+     ("AMAZON MKTPLACE", "ZALANDO@DE,FR,NL,PL,IT,ES,IE,LT,RO,PT", "ALLEGRO@PL,LT", "EBAY",
+      "ASOS", "ALIEXPRESS", "ETSY", "EMAG@RO", "BOL.COM@NL", "CDISCOUNT@FR", "OTTO@DE",
+      "ARGOS@GB,IE")),
+    ("clothing", "5651", 0.04, 55.0, 0.7,
+     ("ZARA", "H&M", "PRIMARK", "UNIQLO", "NEXT@GB,IE", "RESERVED@PL,LT,RO,DE")),
+    ("pharmacy", "5912", 0.04, 17.0, 0.6,
+     ("BOOTS@GB,IE", "SUPERDRUG@GB", "DM DROGERIE@DE", "ROSSMANN@DE,PL",
+      "LLOYDS PHARMACY@GB,IE", "PHARMACIE@FR", "FARMACIA@ES,IT,PT,RO", "APTEKA GEMINI@PL",
+      "EUROVAISTINE@LT", "ETOS@NL", "APOTHEKE@DE", "CVS PHARMACY@US", "AIRPORT PHARMACY")),
     ("subscriptions", "4899", 0.05, 12.0, 0.3,
      ("NETFLIX.COM", "SPOTIFY", "DISNEY PLUS", "APPLE.COM/BILL", "YOUTUBE PREMIUM", "AUDIBLE")),
     ("utilities", "4900", 0.03, 85.0, 0.4,
-     ("BRITISH GAS", "EDF ENERGY", "OCTOPUS ENERGY", "THAMES WATER", "VODAFONE", "ORANGE")),
+     ("VODAFONE", "BRITISH GAS@GB", "EDF ENERGY@GB,FR", "OCTOPUS ENERGY@GB,DE,ES,IT",
+      "THAMES WATER@GB", "ORANGE@FR,ES,PL,RO", "ELECTRIC IRELAND@IE", "E.ON@DE,RO",
+      "ENEL@IT,ES,RO", "TAURON@PL", "IGNITIS@LT", "EDP@PT,ES", "ENECO@NL", "IBERDROLA@ES,PT")),
     ("travel", "4511", 0.02, 180.0, 0.8,
      ("RYANAIR", "EASYJET", "BOOKING.COM", "AIRBNB", "WIZZ AIR", "BRITISH AIRWAYS")),
     ("entertainment", "7832", 0.03, 24.0, 0.6,
-     ("ODEON CINEMAS", "TICKETMASTER", "STEAM GAMES", "PLAYSTATION NETWORK")),
+     ("TICKETMASTER", "STEAM GAMES", "PLAYSTATION NETWORK", "ODEON CINEMAS@GB,IE",
+      "CINEMA CITY@PL,RO", "PATHE@FR,NL", "CINESA@ES", "UCI KINOWELT@DE,IT")),
     ("gambling", "7995", 0.01, 28.0, 1.0,
-     ("BET365", "PADDY POWER", "WILLIAM HILL", "BETFAIR", "SKY BET", "POKERSTARS")),
+     ("BET365", "BETFAIR", "POKERSTARS", "PADDY POWER@GB,IE", "WILLIAM HILL@GB",
+      "SKY BET@GB", "STS@PL", "BETANO@RO,PT,DE", "SNAI@IT", "FDJ@FR", "TOPSPORT@LT")),
     ("cash", "6011", 0.03, 80.0, 0.5, ("ATM",)),
 )
 CAT_NAMES = tuple(c[0] for c in CATEGORIES)
@@ -109,14 +129,32 @@ GAMBLING = CAT_INDEX["gambling"]
 CASH = CAT_INDEX["cash"]
 SUBSCRIPTIONS = CAT_INDEX["subscriptions"]
 # Brand table, flattened: brand ids are global; per category a (start, count) slice.
-BRANDS = tuple(b for c in CATEGORIES for b in c[5])
+BRANDS = tuple(b.split("@")[0] for c in CATEGORIES for b in c[5])
 BRAND_START = np.cumsum([0] + [len(c[5]) for c in CATEGORIES])[:-1]
 BRAND_COUNT = np.array([len(c[5]) for c in CATEGORIES])
+MAX_BRANDS = int(BRAND_COUNT.max())
 # Online brands carry no store number.
 ONLINE_CATS = frozenset({"online_retail", "subscriptions", "travel", "gambling", "transport",
                          "utilities"})
 BRAND_ONLINE = np.array([CATEGORIES[c][0] in ONLINE_CATS for c in range(len(CATEGORIES))
                          for _ in CATEGORIES[c][5]])
+
+
+def _brand_countries(spec: str) -> frozenset | None:
+    return frozenset(spec.split("@")[1].split(",")) if "@" in spec else None
+
+
+# BRAND_AVAILABLE[k, c, j]: brand j of category c trades in home country k (COUNTRIES order);
+# the last row (k = len(COUNTRIES)) holds the global brands, used abroad.
+BRAND_AVAILABLE = np.zeros((len(COUNTRIES) + 1, len(CATEGORIES), MAX_BRANDS), dtype=bool)
+for _c, _cat in enumerate(CATEGORIES):
+    for _j, _spec in enumerate(_cat[5]):
+        _where = _brand_countries(_spec)
+        for _k, _country in enumerate(COUNTRIES):
+            BRAND_AVAILABLE[_k, _c, _j] = _where is None or _country in _where
+        BRAND_AVAILABLE[-1, _c, _j] = _where is None
+_MISSING = np.argwhere(~BRAND_AVAILABLE.any(axis=2))
+assert not len(_MISSING), f"categories without a brand (country, category): {_MISSING}"
 
 # ---------------------------------------------------------------- transaction vocabulary
 TXN_TYPES = (

@@ -21,12 +21,14 @@ from pragmatiq.data.synth.codes import (
 from pragmatiq.data.synth.traits import User
 from pragmatiq.data.synth.world import US_PER_DAY, World
 
-_MAX_BRANDS = int(C.BRAND_COUNT.max())
-# Zipf popularity of brands within each category, padded to the largest category.
-_ZIPF = np.ones((len(C.CATEGORIES), _MAX_BRANDS))
-for _c, _n in enumerate(C.BRAND_COUNT):
-    _p = 1.0 / np.arange(1, _n + 1) ** 1.1
-    _ZIPF[_c, :_n] = np.cumsum(_p) / _p.sum()
+# Brand popularity: Zipf over the brands trading in a country (by list order), national
+# chains 2.5x at home; one row per home country plus a last row of global brands for
+# payments abroad. (countries + 1, categories, B)
+_RANK = np.maximum(np.cumsum(C.BRAND_AVAILABLE, axis=2) - 1, 0)
+_LOCAL = C.BRAND_AVAILABLE & ~C.BRAND_AVAILABLE[-1:]
+BRAND_PMF = np.where(C.BRAND_AVAILABLE, (1 + 1.5 * _LOCAL) / (_RANK + 1.0) ** 1.1, 0.0)
+BRAND_CDF = np.cumsum(BRAND_PMF, axis=2) / BRAND_PMF.sum(axis=2, keepdims=True)
+GLOBAL_BRAND_CDF = BRAND_CDF[-1]  # (categories, B)
 _US_PER_S = 1_000_000
 _MARKETING = np.array([C.TPL[t] for t in ("cashback_offer_v2", "premium_upsell",
                                           "savings_boost", "trading_promo", "feature_news",
@@ -93,6 +95,15 @@ def everyday_draws(user: User, w: World, tl: Timeline, rng: np.random.Generator)
     return day, U[:N_UNIFORM], N
 
 
+def _brand_cdf(country: int, rng: np.random.Generator) -> np.ndarray:
+    """The user's brand choice per category: the country's Zipf popularity with a favourite
+    (drawn from that popularity) five times as likely. (categories, B) CDF rows."""
+    cdf = BRAND_CDF[country]
+    fav = (rng.random(len(C.CATEGORIES))[:, None] > cdf).sum(axis=1)
+    pmf = BRAND_PMF[country] * (1 + 4 * (np.arange(C.MAX_BRANDS) == fav[:, None]))
+    return np.cumsum(pmf, axis=1) / pmf.sum(axis=1, keepdims=True)
+
+
 def user_params(user: User, w: World, rng: np.random.Generator) -> dict:
     """Per-user parameters of the everyday stream (category mix, favourite brands, friends,
     screens, instruments), drawn from the user's generator."""
@@ -111,7 +122,7 @@ def user_params(user: User, w: World, rng: np.random.Generator) -> dict:
         "tech": user.tech, "risk": user.risk, "churn": user.churn, "country": user.country,
         "trading_day": user.trading_day,
         "mix_cdf": np.cumsum(mix) / mix.sum(), "base_g": base_g,
-        "pref": rng.integers(0, _MAX_BRANDS, len(C.CATEGORIES)),
+        "brand_cdf": _brand_cdf(user.country, rng),
         "friends": friends, "screen_cdf": np.cumsum(wts) / wts.sum(),
         "n_devices": user.n_devices, "os": os5, "lag": int(rng.integers(0, 3)),
         "fav": np.argpartition(rng.random(len(C.INSTRUMENTS)), 3)[:3],

@@ -16,7 +16,7 @@ from pragmatiq.data.synth.codes import (
     empty_cols,
 )
 from pragmatiq.data.synth.events import (
-    _MARKETING, _ZIPF, U_F, U_HOUR, U_NIGHT, U_SEC, U_SRC, _cents, _sigmoid, _ts,
+    _MARKETING, GLOBAL_BRAND_CDF, U_F, U_HOUR, U_NIGHT, U_SEC, U_SRC, _cents, _sigmoid, _ts,
 )
 from pragmatiq.data.synth.traits import HOUR_CDF, pick
 from pragmatiq.data.synth.world import World
@@ -73,10 +73,11 @@ def _txn(ts, day, F, N, u, P, stress, eng, trip, w: World):
     cat = _rowpick(P["mix_cdf"], u, F[0])
     p_g = np.clip(P["base_g"][u] * np.exp(1.1 * stress + 0.6 * P["risk"][u] - 1.2), 0, 0.3)
     cat = np.where(F[1] < p_g, C.GAMBLING, cat)
-    # Brand: Zipf rank within the category, shifted by the user's favourite.
-    rank = _rowpick(_ZIPF, cat, F[2])
-    brand = C.BRAND_START[cat] + (rank + P["pref"][u, cat]) % C.BRAND_COUNT[cat]
+    # Brand: the user's favourite-weighted Zipf over home-country brands; global abroad.
     abroad = trip >= 0
+    n_cat = len(C.CATEGORIES)
+    local = _rowpick(P["brand_cdf"].reshape(-1, C.MAX_BRANDS), u * n_cat + cat, F[2])
+    brand = C.BRAND_START[cat] + np.where(abroad, _rowpick(GLOBAL_BRAND_CDF, cat, F[2]), local)
     tr = np.maximum(trip, 0)
     k = np.where(F[3] < 0.7, 0, np.where(F[3] < 0.9, 1, 2)) + 3 * abroad
     home = P["index"][u] * 104_729 + 17
