@@ -108,6 +108,11 @@ def test_fields_per_source_are_realistic_raw_strings(small_book):
         assert len(seen[s]) >= len(KEYS[schema.SOURCES.index(s)]) - 1, (s, seen[s])
     merchants = pc.unique(pc.list_flatten(pc.map_lookup(ev.column("fields"), "merchant", "all")))
     assert any(m.as_py().startswith("TESCO STORES ") for m in merchants)
+    # National chains trade at home only: no Polish grocer on a payment in pounds.
+    gbp = field_is(ev.column("fields"), "currency", "GBP")
+    merchant = pc.map_lookup(ev.column("fields"), "merchant", "first").to_numpy(
+        zero_copy_only=False)
+    assert gbp.any() and not any(str(m).startswith("BIEDRONKA") for m in merchant[gbp])
     prof = pq.read_table(small_book / schema.PROFILES_FILE).slice(0, 1).to_pylist()[0]
     assert {k for k, _ in prof["attributes"]} == {
         "age_band", "country", "occupation", "income_band", "kyc_tier", "marital_status",
