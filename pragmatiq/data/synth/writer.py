@@ -115,6 +115,9 @@ def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = 
     world = build_world(cfg)
     out = Path(out)
     (out / schema.LABELS_DIR).mkdir(parents=True, exist_ok=True)
+    # manifest.json is written last: its presence marks a complete book, so a stale one
+    # from an earlier run must not survive a run that fails half-way.
+    (out / "manifest.json").unlink(missing_ok=True)
     comp = None if cfg.compression == "none" else cfg.compression
     # Statistics and dictionaries where they pay: min/max over the free-text map values and
     # dictionaries over the map (hashing every key and value) cost more to write than they
