@@ -309,3 +309,12 @@ def test_book_passes_validate(book):
     report = validate.validate_dataset(book)
     assert report.exit_code == 0 and not report.errors, report.findings
     assert not report.warnings, report.findings
+
+
+def test_synth_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, pragmatiq.data.synth, pragmatiq.data.synth.calibrate; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
