@@ -1,0 +1,113 @@
+"""Probe fitting: a seeded, stratified user split and two scikit-learn models scored on it.
+
+The split depends only on `(y, seed, test_size)`, so every feature set of one label table is
+scored on the same held-out users; `split_users` exposes it and `split_digest` fingerprints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import numpy as np
+
+MODELS = ("gbm", "logreg")
+
+
+def split_users(y: np.ndarray, *, seed: int = 0, test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified split of row indices -> `(train_idx, test_idx)`, both sorted int64.
+
+    Falls back to an unstratified split (with a warning) when a class has fewer than 2 users.
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    idx = np.arange(len(y))
+    classes, counts = np.unique(y, return_counts=True)
+    stratify = y if len(classes) > 1 and counts.min() >= 2 else None
+    if stratify is None:
+        warnings.warn(
+            f"label has class counts {dict(zip(classes.tolist(), counts.tolist()))}; splitting"
+            " without stratification", stacklevel=2)
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)
+    return np.sort(tr), np.sort(te)
+
+
+def split_digest(test_idx: np.ndarray) -> str:
+    """Short fingerprint of a held-out set (identical across feature sets of one probe)."""
+    return hashlib.sha256(np.asarray(test_idx, dtype=np.int64).tobytes()).hexdigest()[:12]
+
+
+def _models(seed: int) -> dict:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        # small books: shallow trees, leaf floor and L2 keep the boosted model from memorising
+        "gbm": HistGradientBoostingClassifier(
+            learning_rate=0.05, max_iter=200, max_leaf_nodes=15, min_samples_leaf=20,
+            l2_regularization=1.0, random_state=seed),
+        "logreg": make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(C=0.1, max_iter=5000)),
+    }
+
+
+def _scores(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if len(np.unique(y_true)) < 2:  # AUC undefined on a one-class held-out set
+        return {"roc_auc": float("nan"), "pr_auc": float("nan")}
+    return {"roc_auc": float(roc_auc_score(y_true, p)), "pr_auc": float(average_precision_score(y_true, p))}
+
+
+def fit_probe(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int = 0,
+    test_size: float = 0.3,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
+    models: tuple[str, ...] = MODELS,
+) -> dict:
+    """Fit gradient boosting and standardized logistic regression on a seeded user split.
+
+    Args:
+        X: (U, F) features; NaN allowed (boosting handles it, logistic regression imputes medians).
+        y: (U,) 0/1 labels.
+        split: precomputed `(train_idx, test_idx)`; default `split_users(y, seed, test_size)`.
+
+    Returns `{"models": {"gbm": {"roc_auc", "pr_auc"}, "logreg": {...}}, "n_train", "n_test",
+    "n_pos_test", "test_prevalence", "split": digest}`; scores are on the held-out users only.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y).astype(np.int64)
+    if X.ndim != 2 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"X must be (U, F) with U = len(y) = {len(y)}, got {X.shape}")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"label has a single class ({np.unique(y).tolist()}): nothing to probe")
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        raise ValueError(f"unknown probe models {sorted(unknown)}; valid: {', '.join(MODELS)}")
+    tr, te = split if split is not None else split_users(y, seed=seed, test_size=test_size)
+    out = {"models": {}, "n_train": int(len(tr)), "n_test": int(len(te)),
+           "n_pos_test": int(y[te].sum()), "test_prevalence": float(y[te].mean()),
+           "split": split_digest(te)}
+    if len(np.unique(y[tr])) < 2:
+        for name in models:
+            out["models"][name] = {"roc_auc": float("nan"), "pr_auc": float("nan")}
+        return out
+    built = _models(seed)
+    for name in models:
+        model = built[name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            model.fit(X[tr], y[tr])
+        out["models"][name] = _scores(y[te], model.predict_proba(X[te])[:, 1])
+    return out
