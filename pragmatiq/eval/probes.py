@@ -103,6 +103,8 @@ def fit_probe(
         for name in models:
             out["models"][name] = {"roc_auc": float("nan"), "pr_auc": float("nan")}
         return out
+    cols = ~np.all(np.isnan(X[tr]), axis=0)  # all-missing columns carry nothing (and break binning)
+    X = X[:, cols] if cols.any() else np.zeros((len(y), 1))
     built = _models(seed)
     for name in models:
         model = built[name]

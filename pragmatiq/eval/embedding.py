@@ -1,0 +1,135 @@
+"""Offline user embeddings from a trained run, for probes.
+
+`embed_users(src, run_dir)` takes a token directory or a raw data directory. With `cuts` (a label
+parquet or a mapping user_id -> eval_ts) or a raw data directory, the raw data is re-tokenized
+with the run's vocabulary into a temporary directory, histories cut to `ts < eval_ts`, so no
+event at or after a user's cut reaches the model.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pragmatiq.data import schema
+
+VOCAB_FILE = "vocab.json"
+MANIFEST_FILE = "manifest.json"
+# keys under which a token manifest may record the raw data directory it was built from
+_SOURCE_KEYS = ("data_dir", "source_dir", "source", "data", "input_dir", "input")
+
+
+def is_data_dir(path: str | Path) -> bool:
+    return (Path(path) / schema.EVENTS_FILE).is_file()
+
+
+def source_data_dir(tok_dir: str | Path) -> Path | None:
+    """The raw data directory a token directory was built from, per its manifest (None if the
+    manifest does not say or the directory no longer exists)."""
+    tok_dir = Path(tok_dir)
+    path = tok_dir / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    for key in _SOURCE_KEYS:
+        value = manifest.get(key)
+        if isinstance(value, dict):
+            value = next((value[k] for k in _SOURCE_KEYS if isinstance(value.get(k), str)), None)
+        if isinstance(value, str):
+            p = Path(value)
+            if not p.is_absolute():
+                p = (tok_dir / p).resolve()
+            if is_data_dir(p):
+                return p
+    return None
+
+
+def _run_vocab(run_dir: Path) -> Path:
+    for p in (run_dir / VOCAB_FILE, run_dir / "tokenizer" / VOCAB_FILE):
+        if p.is_file():
+            return p
+    raise FileNotFoundError(
+        f"{run_dir}: no {VOCAB_FILE}; a trained run directory holds model.safetensors, model.json"
+        f" and {VOCAB_FILE}")
+
+
+def tokenize_for_run(data_dir: str | Path, run_dir: str | Path, out_dir: str | Path, *, cuts=None,
+                     n_workers: int = 1) -> Path:
+    """Encode `data_dir` with the run's vocabulary (never refitted), cut at `cuts`."""
+    from pragmatiq.tokenizer import tokenize_dataset
+
+    vocab = _run_vocab(Path(run_dir))
+    kwargs = {"n_workers": n_workers, "vocab": vocab}
+    if cuts is not None:
+        kwargs["cuts"] = cuts
+    tokenize_dataset(data_dir, out_dir, **kwargs)
+    return Path(out_dir)
+
+
+def load_run_model(run_dir: str | Path, device: str = "cpu"):
+    """The run's model in eval mode on `device`."""
+    from pragmatiq import zoo
+
+    loader = getattr(zoo, "load_model", None) or getattr(zoo, "load_run")
+    model = loader(run_dir)
+    if isinstance(model, tuple):  # load_run may return (model, tokenizer, ...)
+        model = model[0]
+    return model.to(device).eval()
+
+
+def embed_token_dir(tok_dir: str | Path, model, *, device: str = "cpu", token_budget: int = 16384,
+                    progress: bool = False) -> tuple[list[str], np.ndarray]:
+    """Embed every user of a token directory -> `(user_ids, (U, d) float32)` in shard order."""
+    import torch
+
+    from pragmatiq.tokenizer import TokenBudgetSampler, TokenDataset, collate
+
+    ds = TokenDataset(tok_dir)
+    sampler = TokenBudgetSampler(ds, token_budget=token_budget, shuffle=False)
+    ids: list[str] = []
+    chunks: list[np.ndarray] = []
+    it = sampler
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(sampler, desc="embed", unit="batch")
+    with torch.inference_mode():
+        for index in it:
+            batch = collate([ds[i] for i in index])
+            emb = model.embed(batch.to(device))  # (U, d)
+            ids.extend(batch.user_ids)
+            chunks.append(emb.float().cpu().numpy())
+    if not chunks:
+        return [], np.zeros((0, 0), np.float32)
+    E = np.concatenate(chunks, axis=0)
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    return [ids[i] for i in order], E[order]
+
+
+def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, device: str = "cpu",
+                n_workers: int = 1, token_budget: int = 16384, progress: bool = False,
+                work_dir: str | Path | None = None) -> tuple[list[str], np.ndarray]:
+    """User embeddings `(user_ids sorted, (U, d) float32)` from a trained run.
+
+    Args:
+        src: a token directory built with the run's vocabulary, or a raw data directory.
+        cuts: a label parquet path or mapping user_id -> eval_ts; histories are cut to
+            `ts < eval_ts` by re-tokenizing the raw data (found via the token manifest).
+        work_dir: where to write re-tokenized shards (default: a temporary directory, removed).
+    """
+    src, run_dir = Path(src), Path(run_dir)
+    model = load_run_model(run_dir, device)
+    if cuts is None and not is_data_dir(src):
+        return embed_token_dir(src, model, device=device, token_budget=token_budget, progress=progress)
+    data_dir = src if is_data_dir(src) else source_data_dir(src)
+    if data_dir is None:
+        raise ValueError(
+            f"{src}: cutting histories at eval_ts re-tokenizes the raw data, but this token"
+            " directory's manifest does not name its source data directory; pass the raw data"
+            " directory instead")
+    with tempfile.TemporaryDirectory(prefix="pragmatiq-probe-", dir=work_dir) as tmp:
+        tok = tokenize_for_run(data_dir, run_dir, Path(tmp) / "tokens", cuts=cuts, n_workers=n_workers)
+        return embed_token_dir(tok, model, device=device, token_budget=token_budget, progress=progress)

@@ -1,0 +1,123 @@
+"""`probe`: embeddings from a trained run against two baselines on one seeded user split.
+
+    res = probe("data", "runs/nano", "data/labels/default_12m.parquet")
+    print(format_probe_table(res))
+
+Histories are cut at each user's `eval_ts` for every feature set: the run's embeddings come from
+a re-tokenization with the cuts, the baselines count only events with `ts < eval_ts`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pragmatiq.eval.baselines import KINDS, baseline_frame
+from pragmatiq.eval.embedding import embed_users, is_data_dir, source_data_dir
+from pragmatiq.eval.labels import read_label_table
+from pragmatiq.eval.probes import MODELS, fit_probe, split_users
+
+FEATURE_SETS = ("embedding",) + KINDS
+
+
+def resolve_data_dir(data_dir: str | Path, tok_dir: str | Path | None = None) -> Path:
+    """The raw data directory: `data_dir` itself, or the source recorded in a token manifest."""
+    for cand in (data_dir, tok_dir):
+        if cand is None:
+            continue
+        if is_data_dir(cand):
+            return Path(cand)
+        src = source_data_dir(cand)
+        if src is not None:
+            return src
+    raise FileNotFoundError(
+        f"{data_dir}: neither a raw data directory (events.parquet) nor a token directory whose"
+        " manifest names one; probes need the raw data for the cut re-tokenization and baselines")
+
+
+def probe(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    label_path: str | Path,
+    *,
+    tok_dir: str | Path | None = None,
+    seed: int = 0,
+    test_size: float = 0.3,
+    device: str = "cpu",
+    progress: bool = True,
+    n_workers: int = 1,
+    token_budget: int = 16384,
+    feature_sets: tuple[str, ...] = FEATURE_SETS,
+) -> dict:
+    """Probe a trained run's user embeddings on one label table against the baselines.
+
+    Args:
+        data_dir: raw data directory, or a token directory whose manifest names it.
+        run_dir: trained run (model.safetensors, model.json, vocab.json).
+        label_path: `labels/<task>.parquet`, one row per user with `label` (and `eval_ts`).
+        tok_dir: token directory (used only to find the raw data when `data_dir` is not raw).
+
+    Returns a dict: task, n_users (probed), n_labeled, n_no_history (labeled users without an
+    embedding, dropped from every feature set), prevalence, seed, test_size, split (held-out
+    fingerprint), n_train, n_test, n_pos_test, seconds, and `rows`: one per feature set x model
+    with features, model, n_features, roc_auc, pr_auc.
+    """
+    t0 = time.perf_counter()
+    unknown = set(feature_sets) - set(FEATURE_SETS)
+    if unknown:
+        raise ValueError(f"unknown feature sets {sorted(unknown)}; valid: {', '.join(FEATURE_SETS)}")
+    raw = resolve_data_dir(data_dir, tok_dir)
+    labels = read_label_table(label_path)
+    keep = np.arange(labels.n_users)
+    features: dict[str, np.ndarray] = {}
+    if "embedding" in feature_sets:
+        cuts = Path(label_path) if labels.cut_us is not None else None
+        ids, E = embed_users(raw, run_dir, cuts=cuts, device=device, n_workers=n_workers,
+                             token_budget=token_budget, progress=progress)
+        where = {u: i for i, u in enumerate(ids)}
+        label_ids = labels.user_ids.to_pylist()
+        rows = np.array([where.get(u, -1) for u in label_ids], dtype=np.int64)  # per user, not event
+        keep = np.flatnonzero(rows >= 0)
+        features["embedding"] = E[rows[keep]]
+    for kind in KINDS:
+        if kind in feature_sets:
+            _, _, X = baseline_frame(raw, labels, kind)
+            features[kind] = X[keep]
+    y = labels.label[keep]
+    split = split_users(y, seed=seed, test_size=test_size)
+    result = {
+        "task": labels.task, "label_path": str(label_path), "run": str(run_dir),
+        "n_users": int(len(keep)), "n_labeled": int(labels.n_users),
+        "n_no_history": int(labels.n_users - len(keep)), "prevalence": float(y.mean()),
+        "seed": seed, "test_size": test_size, "rows": [],
+    }
+    for name in feature_sets:
+        X = features[name]
+        res = fit_probe(X, y, seed=seed, split=split)
+        result.update({k: res[k] for k in ("split", "n_train", "n_test", "n_pos_test")})
+        for model in MODELS:
+            result["rows"].append({"features": name, "model": model, "n_features": int(X.shape[1]),
+                                   **res["models"][model]})
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _fmt(x: float) -> str:
+    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def format_probe_table(results: dict | list[dict]) -> str:
+    """A plain-text table, one line per task x feature set x model."""
+    if isinstance(results, dict):
+        results = [results]
+    head = f"{'task':<14} {'users':>6} {'prev':>6}  {'features':<11} {'model':<7} {'ROC-AUC':>7} {'PR-AUC':>7}"
+    lines = [head, "-" * len(head)]
+    for res in results:
+        for r in res["rows"]:
+            lines.append(
+                f"{res['task']:<14} {res['n_users']:>6} {res['prevalence']:>6.3f}  {r['features']:<11}"
+                f" {r['model']:<7} {_fmt(r['roc_auc']):>7} {_fmt(r['pr_auc']):>7}")
+    return "\n".join(lines)
