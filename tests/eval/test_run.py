@@ -1,0 +1,82 @@
+"""probe(): wiring (same users, same split for every feature set, cuts passed) and the table.
+
+The end-to-end test with a real (tiny) run is in test_end_to_end.py; here the embedder is a stub
+so these stay fast and independent of the tokenizer and zoo.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pragmatiq.eval import format_probe_table, probe, resolve_data_dir
+from pragmatiq.eval import run as R
+from pragmatiq.eval.baselines import baseline_features
+
+
+@pytest.fixture
+def stub_embed(monkeypatch):
+    """embed_users stand-in: per-source counts before the cut as a 4-d 'embedding', in reverse
+    user order, missing one labeled user (as if they had no history)."""
+    calls = []
+
+    def fake(src, run_dir, *, cuts=None, **kw):
+        calls.append({"src": src, "run_dir": run_dir, "cuts": cuts})
+        users, X = baseline_features(src, cuts, "counts")
+        users, X = users[::-1][1:], X[::-1][1:]
+        return users, X.astype(np.float32)
+
+    monkeypatch.setattr(R, "embed_users", fake)
+    return calls
+
+
+def test_probe_rows_and_wiring(synth_book, stub_embed):
+    label = synth_book / "labels/churn_6m.parquet"
+    res = probe(synth_book, "RUN", label, seed=1, progress=False)
+    assert stub_embed[0]["cuts"] == label and str(stub_embed[0]["src"]) == str(synth_book)
+    assert res["task"] == "churn_6m"
+    assert res["n_users"] == res["n_labeled"] - 1 and res["n_no_history"] == 1
+    got = [(r["features"], r["model"]) for r in res["rows"]]
+    assert got == [(f, m) for f in ("embedding", "counts", "aggregates") for m in ("gbm", "logreg")]
+    for r in res["rows"]:
+        assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["pr_auc"] <= 1.0
+    # the stub embedding IS the counts baseline, re-ordered: aligned rows give identical scores
+    emb = {r["model"]: r["roc_auc"] for r in res["rows"] if r["features"] == "embedding"}
+    cnt = {r["model"]: r["roc_auc"] for r in res["rows"] if r["features"] == "counts"}
+    assert emb == pytest.approx(cnt)
+    json.dumps(res)  # a plain, JSON-ready result
+
+
+def test_baselines_only_without_a_run(synth_book):
+    res = probe(synth_book, None, synth_book / "labels/ltv_positive.parquet",
+                feature_sets=("counts", "aggregates"), progress=False)
+    assert [r["features"] for r in res["rows"]] == ["counts", "counts", "aggregates", "aggregates"]
+    assert res["n_users"] == res["n_labeled"]
+    assert 0 < res["prevalence"] < 1
+
+
+def test_format_table():
+    res = {"task": "default_12m", "n_users": 1786, "prevalence": 0.0224,
+           "rows": [{"features": "embedding", "model": "gbm", "roc_auc": 0.7123, "pr_auc": 0.081},
+                    {"features": "counts", "model": "logreg", "roc_auc": math.nan, "pr_auc": math.nan}]}
+    text = format_probe_table([res, res])
+    lines = text.splitlines()
+    assert lines[0].split() == ["task", "users", "prev", "features", "model", "ROC-AUC", "PR-AUC"]
+    assert len(lines) == 2 + 4
+    assert "default_12m" in lines[2] and "0.712" in lines[2] and "0.081" in lines[2]
+    assert "n/a" in lines[3]
+
+
+def test_resolve_data_dir(tmp_path, hand_book):
+    assert resolve_data_dir(hand_book) == hand_book
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "manifest.json").write_text(json.dumps({"data_dir": str(hand_book)}))
+    assert resolve_data_dir(tok) == hand_book
+    assert resolve_data_dir(tmp_path, tok) == hand_book
+    (tok / "manifest.json").write_text(json.dumps({"vocab_hash": "x"}))
+    with pytest.raises(FileNotFoundError, match="manifest names one"):
+        resolve_data_dir(tok)
