@@ -1,0 +1,98 @@
+"""`ModelConfig` and the size registry (DESIGN §5). Sizes are registered by decorator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Callable
+
+
+@dataclass
+class ModelConfig:
+    name: str = "custom"
+    vocab_size: int = 28_000
+    d_model: int = 64  # d
+    n_heads: int = 2  # H; head dim D = d / H
+    n_layers_profile: int = 1
+    n_layers_event: int = 2
+    n_layers_history: int = 1
+    ffn_mult: int = 4
+    dropout: float = 0.1
+    attn_dropout: float = 0.0  # 0 keeps every attention backend (triton, torch_varlen) eligible
+    rope_base: float = 10_000.0
+    d_text: int = 0  # Nemotron variant: width of the frozen text vectors (0 = off)
+    attn_backend: str = "auto"
+    pad_id: int = 0
+    mask_id: int = 1
+    unk_id: int = 2
+    usr_id: int = 3
+    evt_id: int = 4
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head dim {self.head_dim} must be even for TimeRoPE")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
+
+_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+    """Decorator: register a size under the function's name."""
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_config(name: str, **overrides) -> ModelConfig:
+    """The registered config `name` with `overrides` applied; unknown names/fields raise listing valid ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model size {name!r}; valid: {', '.join(_REGISTRY)}")
+    cfg = _REGISTRY[name]()
+    known = {f.name for f in fields(ModelConfig)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise ValueError(f"unknown ModelConfig overrides {bad}; valid: {sorted(known)}")
+    return replace(cfg, **overrides)
+
+
+@register_model
+def nano() -> ModelConfig:  # ~2M params at 28k vocab; CPU and CI
+    return ModelConfig(name="nano", d_model=64, n_heads=2, n_layers_profile=1, n_layers_event=2,
+                       n_layers_history=1)
+
+
+@register_model
+def small() -> ModelConfig:  # paper 10M
+    return ModelConfig(name="small", d_model=192, n_heads=3, n_layers_profile=1, n_layers_event=5,
+                       n_layers_history=2)
+
+
+@register_model
+def medium() -> ModelConfig:  # paper 100M
+    return ModelConfig(name="medium", d_model=512, n_heads=8, n_layers_profile=3, n_layers_event=16,
+                       n_layers_history=6)
+
+
+@register_model
+def large() -> ModelConfig:  # paper 1B
+    return ModelConfig(name="large", d_model=1024, n_heads=16, n_layers_profile=9, n_layers_event=45,
+                       n_layers_history=18)

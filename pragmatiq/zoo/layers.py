@@ -1,0 +1,78 @@
+"""Transformer layers over flat packed rows: attention through `varlen_attention` or, with the
+`exportable` switch, the dense masked formulation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pragmatiq.kernels import apply_rope, dense_masked_attention, varlen_attention
+
+
+def sinusoid(positions: torch.Tensor, d: int) -> torch.Tensor:
+    """positions (N,) int -> (N, d) float32 sinusoid [sin | cos]."""
+    i = torch.arange(0, d, 2, dtype=torch.float32, device=positions.device)  # (d/2,)
+    angle = positions.float()[:, None] * torch.exp(-math.log(10_000.0) * i / d)[None, :]  # (N, d/2)
+    return torch.cat([angle.sin(), angle.cos()], dim=-1)  # (N, d)
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, n_heads: int, attn_dropout: float, backend: str):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, d // n_heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.attn_dropout = attn_dropout
+        self.backend = backend
+        self.exportable = False
+
+    def forward(self, x: torch.Tensor, cu: torch.Tensor, max_seqlen: int,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x (N, d), cu (S+1,) int32 -> (N, d); attention within each segment only."""
+        n = x.shape[0]
+        qkv = self.qkv(x).view(n, 3, self.n_heads, self.head_dim)  # (N, 3, H, D)
+        q, k, v = qkv.unbind(1)  # each (N, H, D)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        p = self.attn_dropout if self.training else 0.0
+        if self.exportable:
+            o = dense_masked_attention(q, k, v, cu, dropout_p=p)  # (N, H, D)
+        else:
+            o = varlen_attention(q, k, v, cu, max_seqlen, dropout_p=p, backend=self.backend)
+        return self.proj(o.reshape(n, self.n_heads * self.head_dim))  # (N, d)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + Attn(LN(x)), x + MLP(LN(x)), GELU, dropout."""
+
+    def __init__(self, d: int, n_heads: int, ffn_mult: int, dropout: float, attn_dropout: float,
+                 backend: str):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = Attention(d, n_heads, attn_dropout, backend)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(), nn.Linear(ffn_mult * d, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, cu, max_seqlen, rope=None):
+        x = x + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope))  # (N, d)
+        return x + self.drop(self.mlp(self.ln2(x)))  # (N, d)
+
+
+class Encoder(nn.Module):
+    """A stack of blocks plus a final LayerNorm, over flat rows segmented by `cu`."""
+
+    def __init__(self, n_layers: int, d: int, n_heads: int, ffn_mult: int, dropout: float,
+                 attn_dropout: float, backend: str):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            Block(d, n_heads, ffn_mult, dropout, attn_dropout, backend) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d)
+
+    def forward(self, x, cu, max_seqlen, rope=None):
+        for blk in self.blocks:
+            x = blk(x, cu, max_seqlen, rope)
+        return self.ln_f(x)  # (N, d)

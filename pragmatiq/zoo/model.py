@@ -1,0 +1,188 @@
+"""`PragmaModel`: event, profile and history encoders over one packed batch (DESIGN §5).
+
+Shapes: U users, E events, T event tokens, P profile tokens, M masked positions, d width.
+Everything inside is flat with int32 `cu_*` offsets; the model inserts `[EVT]` before every
+event and `[USR]` before every profile, and slot 0 of each history is the profile state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pragmatiq.kernels import TimeRoPE, segment_ids
+from pragmatiq.zoo.config import ModelConfig
+from pragmatiq.zoo.layers import Attention, Encoder, sinusoid
+
+
+@dataclass
+class EncoderOutput:
+    user_emb: torch.Tensor  # (U, d) history-encoder state of slot 0 (the user embedding)
+    token_states: torch.Tensor  # (T, d) event-encoder state of every event token
+    event_states: torch.Tensor  # (E, d) history-encoder state of every event
+    user_states: torch.Tensor  # (U, d) same tensor as user_emb
+
+
+def _insert_heads(body: torch.Tensor, head: torch.Tensor, cu: torch.Tensor, exportable: bool):
+    """Put one head row in front of every segment of `body`.
+
+    body (N, ...) segmented by cu (S+1,), head (S, ...) -> packed (N+S, ...), new cu (S+1,) int32,
+    head_pos (S,) int64 and body_pos (N,) int64 (row of every head/body row in the packed tensor).
+    Unique indices only, so the scatter exports cleanly.
+    """
+    s = cu.shape[0] - 1
+    new_cu = cu + torch.arange(s + 1, device=cu.device, dtype=cu.dtype)  # (S+1,)
+    head_pos = new_cu[:-1].to(torch.int64)  # (S,)
+    seg = segment_ids(cu, body.shape[0], exportable, like=body)  # (N,)
+    body_pos = torch.arange(body.shape[0], device=body.device) + seg + 1  # (N,)
+    out = body.new_zeros((body.shape[0] + s,) + tuple(body.shape[1:]))
+    out = out.index_copy(0, torch.cat([head_pos, body_pos]), torch.cat([head, body]))
+    return out, new_cu, head_pos, body_pos
+
+
+def _max_len(cu: torch.Tensor) -> int:
+    return int((cu[1:] - cu[:-1]).max()) if cu.shape[0] > 1 else 0
+
+
+class PragmaModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        c = self.config = config
+        d = c.d_model
+        self.tok_embed = nn.Embedding(c.vocab_size, d)  # E, tied to the MLM output
+        enc = dict(d=d, n_heads=c.n_heads, ffn_mult=c.ffn_mult, dropout=c.dropout,
+                   attn_dropout=c.attn_dropout, backend=c.attn_backend)
+        self.event_encoder = Encoder(c.n_layers_event, **enc)
+        self.profile_encoder = Encoder(c.n_layers_profile, **enc)
+        self.history_encoder = Encoder(c.n_layers_history, **enc)
+        self.calendar = nn.Sequential(nn.Linear(6, d), nn.GELU(), nn.Linear(d, d))
+        self.rope = TimeRoPE(c.head_dim, c.rope_base)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.LayerNorm(d))  # 3-view MLM head
+        self.head_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        if c.d_text:
+            self.text_in = nn.Linear(c.d_text, d)  # frozen text vector -> added to the sentinel token
+            self.text_out = nn.Linear(d, c.d_text)  # token state -> MSE target space
+        self.exportable = False
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ switches and counts
+    def set_exportable(self, flag: bool = True) -> "PragmaModel":
+        """Switch every attention layer (and the segment-id helpers) to the dense traceable form."""
+        self.exportable = flag
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.exportable = flag
+        return self
+
+    def num_parameters(self, exclude_embedding: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.tok_embed.weight.numel() if exclude_embedding else n
+
+    # ------------------------------------------------------------------ encoders
+    def _tokens(self, key_ids, value_ids, positions) -> torch.Tensor:
+        """(N,) ids -> (N, d): E[key] + E[value] + sinusoid(position)."""
+        x = self.tok_embed(key_ids) + self.tok_embed(value_ids)
+        return x + sinusoid(positions, self.config.d_model).to(x.dtype)
+
+    def _special(self, token_id: int, n: int) -> torch.Tensor:
+        return self.tok_embed.weight[token_id][None, :].expand(n, -1)  # (n, d)
+
+    def _calendar(self, hour, dow, dom) -> torch.Tensor:
+        """(E,) ints -> (E, d) MLP(sin/cos of hour, day-of-week, day-of-month)."""
+        two_pi = 2 * math.pi
+        a = torch.stack([hour.float() * (two_pi / 24), dow.float() * (two_pi / 7),
+                         (dom.float() - 1) * (two_pi / 31)], dim=-1)  # (E, 3)
+        return self.calendar(torch.cat([a.sin(), a.cos()], dim=-1))  # (E, d)
+
+    def _encode(self, key_ids, value_ids, positions, cu_tokens, max_tokens, event_tau, event_hour,
+                event_dow, event_dom, cu_events, max_events, profile_key_ids, profile_value_ids,
+                profile_positions, profile_tau, cu_profile, max_profile, text_token_index=None,
+                text_vectors=None):
+        c, ex = self.config, self.exportable
+        n_ev = cu_tokens.shape[0] - 1  # E
+        n_users = cu_events.shape[0] - 1  # U
+        # --- event encoder: [EVT] + tokens per event, block-diagonal, no rotary
+        x_tok = self._tokens(key_ids, value_ids, positions)  # (T, d)
+        if text_vectors is not None and text_token_index is not None and c.d_text:
+            x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
+        evt = self._special(c.evt_id, n_ev)  # (E, d)
+        x, cu_seq, evt_pos, tok_pos = _insert_heads(x_tok, evt, cu_tokens, ex)  # (T+E, d)
+        h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
+        token_states = h[tok_pos]  # (T, d)
+        event_vec = h[evt_pos] + self._calendar(event_hour, event_dow, event_dom)  # (E, d)
+        # --- profile encoder: [USR] + profile tokens, TimeRoPE on profile tau ([USR] at tau 0)
+        x_p = self._tokens(profile_key_ids, profile_value_ids, profile_positions)  # (P, d)
+        usr = self._special(c.usr_id, n_users)  # (U, d)
+        x, cu_pseq, usr_pos, p_pos = _insert_heads(x_p, usr, cu_profile, ex)  # (P+U, d)
+        tau_p = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device).index_copy(
+            0, p_pos, profile_tau.float())  # (P+U,)
+        hp = self.profile_encoder(self.drop(x), cu_pseq, max_profile + 1, self.rope.cos_sin(tau_p))
+        profile_state = hp[usr_pos]  # (U, d)
+        # --- history encoder: [profile state, event vectors...] per user, TimeRoPE on event tau
+        x, cu_hseq, slot_pos, e_pos = _insert_heads(event_vec, profile_state, cu_events, ex)  # (E+U, d)
+        tau_h = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device).index_copy(
+            0, e_pos, event_tau.float())  # (E+U,) profile slot at tau 0 (the cut point)
+        hh = self.history_encoder(x, cu_hseq, max_events + 1, self.rope.cos_sin(tau_h))  # (E+U, d)
+        user_states = hh[slot_pos]  # (U, d)
+        return EncoderOutput(user_emb=user_states, token_states=token_states,
+                             event_states=hh[e_pos], user_states=user_states)
+
+    def forward(self, batch) -> EncoderOutput:
+        """PackedBatch -> EncoderOutput (see the dataclass for shapes)."""
+        b = batch
+        return self._encode(b.key_ids, b.value_ids, b.positions, b.cu_tokens, b.max_tokens, b.event_tau,
+                            b.event_hour, b.event_dow, b.event_dom, b.cu_events, b.max_events,
+                            b.profile_key_ids, b.profile_value_ids, b.profile_positions, b.profile_tau,
+                            b.cu_profile, b.max_profile, b.text_token_index, b.text_vectors)
+
+    def forward_tensors(self, key_ids, value_ids, positions, cu_tokens, event_tau, event_hour, event_dow,
+                        event_dom, cu_events, profile_key_ids, profile_value_ids, profile_positions,
+                        profile_tau, cu_profile) -> torch.Tensor:
+        """Pure-tensor entry point for ONNX / torch.export -> user_emb (U, d).
+
+        Python-int maxima are only needed by the varlen kernels; in exportable mode they are unused.
+        """
+        if self.exportable:
+            mt = me = mp = 0
+        else:
+            mt, me, mp = _max_len(cu_tokens), _max_len(cu_events), _max_len(cu_profile)
+        return self._encode(key_ids, value_ids, positions, cu_tokens, mt, event_tau, event_hour, event_dow,
+                            event_dom, cu_events, me, profile_key_ids, profile_value_ids,
+                            profile_positions, profile_tau, cu_profile, mp).user_emb
+
+    def embed(self, batch) -> torch.Tensor:
+        """PackedBatch -> (U, d) user embeddings (inference convenience, no grad)."""
+        with torch.no_grad():
+            return self(batch).user_emb
+
+    # ------------------------------------------------------------------ heads
+    def _views(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
+        """token_index (M,) -> (M, 3d) concat[token state, its event's state, its user's state]."""
+        tok_event = segment_ids(batch.cu_tokens, batch.n_tokens)  # (T,)
+        ev_user = segment_ids(batch.cu_events, batch.n_events)  # (E,)
+        e = tok_event[token_index]  # (M,)
+        u = ev_user[e]  # (M,)
+        return torch.cat([out.token_states[token_index], out.event_states[e], out.user_states[u]], dim=-1)
+
+    def mlm_logits(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
+        """3-view MLM head at event-token positions token_index (M,) int64 -> (M, V) logits tied to E."""
+        h = self.head(self._views(out, batch, token_index))  # (M, d)
+        return F.linear(h, self.tok_embed.weight, self.head_bias)  # (M, V)
+
+    def text_prediction(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
+        """Nemotron variant: token state of sentinels token_index (M,) -> (M, d_text) MSE prediction."""
+        if not self.config.d_text:
+            raise RuntimeError("text_prediction needs a Nemotron model: create_model(..., d_text=<width>)")
+        return self.text_out(out.token_states[token_index])  # (M, d_text)
