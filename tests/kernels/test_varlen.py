@@ -1,0 +1,129 @@
+"""varlen_attention: every backend that can run here against the per-segment fp32 reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pragmatiq.kernels import (
+    BACKENDS, TimeRoPE, apply_rope, backend_report, dense_masked_attention, refuse_reasons, segment_ids,
+    segment_ids_dense, select_backend, varlen_attention,
+)
+from tests.kernels._ragged import EVENT_LENGTHS, HISTORY_LENGTHS, ragged
+
+CASES = {"events": EVENT_LENGTHS, "history": HISTORY_LENGTHS}
+
+
+def _runnable(device="cpu", dtype=torch.float32):
+    q, _, _, _, cu, m = ragged([3, 4], dtype=dtype, device=device)
+    return [n for n, why in refuse_reasons(q, cu, m).items() if why is None and n != "reference"]
+
+
+def _fwd_bwd(backend, q, k, v, do, cu, m):
+    q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    o = varlen_attention(q, k, v, cu, m, backend=backend)
+    return (o, *torch.autograd.grad(o, (q, k, v), do))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("backend", _runnable())
+def test_backend_matches_reference_fp32(backend, case):
+    args = ragged(CASES[case])
+    ref = _fwd_bwd("reference", *args)
+    got = _fwd_bwd(backend, *args)
+    for name, a, b in zip(("out", "dq", "dk", "dv"), ref, got):
+        assert (a - b).abs().max().item() <= 1e-5, (backend, case, name)
+
+
+def _plain_bf16(q, k, v, cu):
+    """Plain PyTorch attention computed in bf16 (the precision yardstick)."""
+    out = torch.empty_like(q)
+    b = cu.tolist()
+    for s, e in zip(b[:-1], b[1:]):
+        qs, ks, vs = (t[s:e].transpose(0, 1) for t in (q, k, v))
+        p = torch.softmax(qs @ ks.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
+        out[s:e] = (p @ vs).transpose(0, 1)
+    return out
+
+
+@pytest.mark.parametrize("backend", _runnable(dtype=torch.bfloat16))
+def test_backend_bf16_within_twice_plain_pytorch(backend):
+    q, k, v, do, cu, m = ragged(EVENT_LENGTHS)
+    oracle = varlen_attention(q, k, v, cu, m, backend="reference")
+    qb, kb, vb = (t.bfloat16() for t in (q, k, v))
+    plain_err = (_plain_bf16(qb, kb, vb, cu).float() - oracle).abs().max().item()
+    err = (varlen_attention(qb, kb, vb, cu, m, backend=backend).float() - oracle).abs().max().item()
+    assert err <= 2 * plain_err + 1e-3, (err, plain_err)
+
+
+def test_auto_on_cpu_picks_sdpa_and_reports_all_backends():
+    q, k, v, do, cu, m = ragged(EVENT_LENGTHS)
+    assert select_backend(q, cu, m) == "sdpa"
+    report = backend_report()
+    assert set(report) == set(BACKENDS)
+    assert report["sdpa"] == "available"
+
+
+def test_no_backend_fits_lists_every_reason():
+    q = torch.zeros(5, 2, 4, dtype=torch.int32)
+    cu = torch.tensor([0, 5], dtype=torch.int32)
+    with pytest.raises(RuntimeError) as err:
+        varlen_attention(q, q, q, cu, 5)
+    for name in BACKENDS:
+        assert f"  {name}:" in str(err.value)
+
+
+def test_bad_inputs_and_unknown_backend():
+    q, k, v, do, cu, m = ragged([3, 4])
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        varlen_attention(q, k, v, cu, m, backend="nope")
+    with pytest.raises(ValueError, match="int32"):
+        varlen_attention(q, k, v, cu.long(), m)
+
+
+def test_dense_exportable_form_equals_varlen():
+    q, k, v, do, cu, m = ragged(EVENT_LENGTHS + HISTORY_LENGTHS[:2])
+    ref = varlen_attention(q, k, v, cu, m, backend="reference")
+    assert (dense_masked_attention(q, k, v, cu) - ref).abs().max().item() <= 1e-5
+
+
+def test_segment_ids_dense_equals_repeat_interleave():
+    cu = torch.tensor([0, 0, 3, 4, 4, 9], dtype=torch.int32)
+    a = segment_ids(cu, 9)
+    assert torch.equal(a, segment_ids_dense(cu, 9))
+    assert a.tolist() == [1, 1, 1, 2, 4, 4, 4, 4, 4]
+
+
+def test_time_rope_is_relative_in_tau():
+    rope = TimeRoPE(16)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 16, generator=g), torch.randn(1, 1, 16, generator=g)
+
+    def score(tq, tk):
+        cq, sq = rope.cos_sin(torch.tensor([tq]))
+        ck, sk = rope.cos_sin(torch.tensor([tk]))
+        return (apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum().item()
+
+    assert score(10.0, 3.5) == pytest.approx(score(56.5, 50.0), abs=1e-4)
+    assert score(0.0, 0.0) == pytest.approx((q * k).sum().item(), abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("backend", ["torch_varlen", "flash_attn", "triton", "sdpa"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_cuda_backend_bf16_vs_reference(backend, case):
+    args = ragged(CASES[case], heads=3, head_dim=64, device="cuda")
+    q, k, v, do, cu, m = args
+    qb = q.bfloat16()
+    why = BACKENDS[backend].refuse_reason(qb, cu, m, 0.0)
+    if why:
+        pytest.skip(why)
+    oracle = _fwd_bwd("reference", *args)
+    plain = _plain_bf16(qb, k.bfloat16(), v.bfloat16(), cu).float()
+    plain_err = (plain - oracle[0]).abs().max().item()
+    got = _fwd_bwd(backend, qb, k.bfloat16(), v.bfloat16(), do.bfloat16(), cu, m)
+    assert (got[0].float() - oracle[0]).abs().max().item() <= 2 * plain_err + 1e-3
+    for a, b in zip(oracle[1:], got[1:]):
+        scale = a.abs().max().item()
+        assert (a - b.float()).abs().max().item() <= 2e-2 * max(scale, 1.0)

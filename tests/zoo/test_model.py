@@ -1,0 +1,119 @@
+"""PragmaModel: packed == one user at a time, exportable == varlen, heads, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pragmatiq.zoo import create_model, load_model, save_model
+from tests.zoo.conftest import make_batch, user_slice
+
+V = 500
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return create_model("nano", V, **kw).eval()
+
+
+@pytest.mark.parametrize("fixture", ["ragged_batch", "capped_batch"])
+def test_packed_equals_one_user_at_a_time(fixture, request):
+    batch = request.getfixturevalue(fixture)
+    model = _model()
+    with torch.no_grad():
+        out = model(batch)
+        for u in range(batch.n_users):
+            one = model(user_slice(batch, u))
+            e0, e1 = int(batch.cu_events[u]), int(batch.cu_events[u + 1])
+            t0, t1 = int(batch.cu_tokens[e0]), int(batch.cu_tokens[e1])
+            assert (one.user_emb[0] - out.user_emb[u]).abs().max() <= 1e-5
+            torch.testing.assert_close(one.event_states, out.event_states[e0:e1], atol=1e-5, rtol=0)
+            torch.testing.assert_close(one.token_states, out.token_states[t0:t1], atol=1e-5, rtol=0)
+
+
+def test_shapes_and_empty_users(ragged_batch):
+    b = ragged_batch
+    out = _model()(b)
+    d = 64
+    assert out.user_emb.shape == (b.n_users, d) and out.user_states is out.user_emb
+    assert out.token_states.shape == (b.n_tokens, d)
+    assert out.event_states.shape == (b.n_events, d)
+    assert torch.isfinite(out.user_emb).all()
+
+
+def test_every_user_without_events():
+    b = make_batch([0, 0], [3, 0], seed=3)
+    out = _model()(b)
+    assert out.user_emb.shape == (2, 64) and torch.isfinite(out.user_emb).all()
+
+
+@pytest.mark.parametrize("backend", ["reference", "sdpa"])
+def test_backends_agree_inside_model(backend, ragged_batch):
+    ref = _model(attn_backend="reference")(ragged_batch).user_emb
+    got = _model(attn_backend=backend)(ragged_batch).user_emb
+    assert (ref - got).abs().max() <= 1e-5
+
+
+def test_exportable_equals_varlen(ragged_batch):
+    model = _model()
+    with torch.no_grad():
+        a = model(ragged_batch)
+        b = model.set_exportable(True)(ragged_batch)
+    for x, y in zip((a.user_emb, a.token_states, a.event_states), (b.user_emb, b.token_states, b.event_states)):
+        assert (x - y).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("exportable", [False, True])
+def test_forward_tensors_equals_forward(exportable, ragged_batch):
+    b = ragged_batch
+    model = _model().set_exportable(exportable)
+    with torch.no_grad():
+        emb = model.forward_tensors(b.key_ids, b.value_ids, b.positions, b.cu_tokens, b.event_tau, b.event_hour,
+                                    b.event_dow, b.event_dom, b.cu_events, b.profile_key_ids,
+                                    b.profile_value_ids, b.profile_positions, b.profile_tau, b.cu_profile)
+        assert (emb - model.embed(b)).abs().max() <= 1e-5
+
+
+def test_mlm_head_is_three_view_and_tied(ragged_batch):
+    model = _model().train()
+    out = model(ragged_batch)
+    idx = torch.tensor([0, 3, ragged_batch.n_tokens - 1])
+    logits = model.mlm_logits(out, ragged_batch, idx)
+    assert logits.shape == (3, V)
+    logits.logsumexp(-1).sum().backward()
+    assert model.tok_embed.weight.grad is not None and model.tok_embed.weight.grad.abs().sum() > 0
+    assert model.head[0].in_features == 3 * 64
+    # the user view matters: changing another event of the same user changes the logits
+    model.eval()
+    with torch.no_grad():
+        base = model.mlm_logits(model(ragged_batch), ragged_batch, idx)
+        ragged_batch.event_tau[-1] += 5.0
+        moved = model.mlm_logits(model(ragged_batch), ragged_batch, idx)
+    assert (base[-1] - moved[-1]).abs().max() > 0
+
+
+def test_nemotron_text_path():
+    b = make_batch([2, 3], [1, 2], seed=4, d_text=16)
+    model = _model(d_text=16)
+    with torch.no_grad():
+        out = model(b)
+        pred = model.text_prediction(out, b, b.text_token_index)
+        assert pred.shape == (b.text_token_index.shape[0], 16)
+        b0 = make_batch([2, 3], [1, 2], seed=4)
+        assert (model(b0).user_emb - out.user_emb).abs().max() > 0  # the text vectors reach the embedding
+    with pytest.raises(RuntimeError, match="d_text"):
+        _model().text_prediction(out, b, b.text_token_index)
+
+
+def test_save_load_round_trip(tmp_path, ragged_batch):
+    model = _model(d_text=8)
+    save_model(model, tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config == model.config
+    assert (loaded.embed(ragged_batch) - model.embed(ragged_batch)).abs().max() == 0
+
+
+def test_load_missing_files_says_what(tmp_path):
+    with pytest.raises(FileNotFoundError, match="save_model"):
+        load_model(tmp_path)
