@@ -127,3 +127,21 @@ def test_cuda_backend_bf16_vs_reference(backend, case):
     for a, b in zip(oracle[1:], got[1:]):
         scale = a.abs().max().item()
         assert (a - b.float()).abs().max().item() <= 2e-2 * max(scale, 1.0)
+
+
+def test_refusals_name_the_reason_on_cpu(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    q, k, v, do, cu, m = ragged([3, 4])
+    reasons = refuse_reasons(q, cu, m, dropout_p=0.1)
+    if not torch.cuda.is_available():
+        assert "CUDA" in reasons["triton"] and "CUDA" in reasons["torch_varlen"]
+    assert reasons["sdpa"] is None and reasons["reference"] is None
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "reference"])
+def test_dropout_runs_and_drops(backend):
+    q, k, v, do, cu, m = ragged(EVENT_LENGTHS)
+    torch.manual_seed(0)
+    a = varlen_attention(q, k, v, cu, m, dropout_p=0.5, backend=backend)
+    b = varlen_attention(q, k, v, cu, m, backend=backend)
+    assert a.shape == b.shape and not torch.allclose(a, b)

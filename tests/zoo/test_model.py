@@ -117,3 +117,13 @@ def test_save_load_round_trip(tmp_path, ragged_batch):
 def test_load_missing_files_says_what(tmp_path):
     with pytest.raises(FileNotFoundError, match="save_model"):
         load_model(tmp_path)
+
+
+def test_training_step_with_attention_dropout(ragged_batch):
+    model = _model(attn_dropout=0.1).train()
+    out = model(ragged_batch)
+    loss = model.mlm_logits(out, ragged_batch, torch.arange(5)).logsumexp(-1).mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
+    assert model.history_encoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
