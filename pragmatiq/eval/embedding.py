@@ -18,8 +18,8 @@ from pragmatiq.data import schema
 
 VOCAB_FILE = "vocab.json"
 MANIFEST_FILE = "manifest.json"
-# keys under which a token manifest may record the raw data directory it was built from
-_SOURCE_KEYS = ("data_dir", "source_dir", "source", "data", "input_dir", "input")
+# keys under which a token manifest records the raw data directory it was built from
+_SOURCE_KEYS = ("data_dir", "source_dir")
 
 
 def is_data_dir(path: str | Path) -> bool:
@@ -57,37 +57,32 @@ def _run_vocab(run_dir: Path) -> Path:
 
 
 def tokenize_for_run(data_dir: str | Path, run_dir: str | Path, out_dir: str | Path, *, cuts=None,
-                     n_workers: int = 1) -> Path:
+                     n_workers: int = 1, progress: bool = False) -> Path:
     """Encode `data_dir` with the run's vocabulary (never refitted), cut at `cuts`."""
     from pragmatiq.tokenizer import tokenize_dataset
 
     vocab = _run_vocab(Path(run_dir))
-    kwargs = {"n_workers": n_workers, "vocab": vocab}
-    if cuts is not None:
-        kwargs["cuts"] = cuts
-    tokenize_dataset(data_dir, out_dir, **kwargs)
+    tokenize_dataset(data_dir, out_dir, n_workers=n_workers, vocab=vocab, cuts=cuts, progress=progress)
     return Path(out_dir)
 
 
 def load_run_model(run_dir: str | Path, device: str = "cpu"):
     """The run's model in eval mode on `device`."""
-    from pragmatiq import zoo
+    from pragmatiq.zoo import load_model
 
-    loader = getattr(zoo, "load_model", None) or getattr(zoo, "load_run")
-    model = loader(run_dir)
-    if isinstance(model, tuple):  # load_run may return (model, tokenizer, ...)
-        model = model[0]
-    return model.to(device).eval()
+    return load_model(run_dir, map_location=device).to(device).eval()
 
 
-def embed_token_dir(tok_dir: str | Path, model, *, device: str = "cpu", token_budget: int = 16384,
-                    progress: bool = False) -> tuple[list[str], np.ndarray]:
-    """Embed every user of a token directory -> `(user_ids, (U, d) float32)` in shard order."""
+def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = None, device: str = "cpu",
+                    token_budget: int = 16384, progress: bool = False) -> tuple[list[str], np.ndarray]:
+    """Embed every user of a token directory -> `(user_ids sorted, (U, d) float32)`.
+
+    `vocab`: the run's vocab.json; shards encoded with another vocabulary are refused."""
     import torch
 
-    from pragmatiq.tokenizer import TokenBudgetSampler, TokenDataset, collate
+    from pragmatiq.tokenizer import TokenBudgetSampler, TokenDataset, Vocab, collate
 
-    ds = TokenDataset(tok_dir)
+    ds = TokenDataset(tok_dir, expect_vocab_sha256=None if vocab is None else Vocab.load(vocab).sha256)
     sampler = TokenBudgetSampler(ds, token_budget=token_budget, shuffle=False)
     ids: list[str] = []
     chunks: list[np.ndarray] = []
@@ -98,7 +93,7 @@ def embed_token_dir(tok_dir: str | Path, model, *, device: str = "cpu", token_bu
         it = tqdm(sampler, desc="embed", unit="batch")
     with torch.inference_mode():
         for index in it:
-            batch = collate([ds[i] for i in index])
+            batch = collate(ds.read(index))
             emb = model.embed(batch.to(device))  # (U, d)
             ids.extend(batch.user_ids)
             chunks.append(emb.float().cpu().numpy())
@@ -123,7 +118,8 @@ def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, device: str 
     src, run_dir = Path(src), Path(run_dir)
     model = load_run_model(run_dir, device)
     if cuts is None and not is_data_dir(src):
-        return embed_token_dir(src, model, device=device, token_budget=token_budget, progress=progress)
+        return embed_token_dir(src, model, vocab=_run_vocab(run_dir), device=device,
+                               token_budget=token_budget, progress=progress)
     data_dir = src if is_data_dir(src) else source_data_dir(src)
     if data_dir is None:
         raise ValueError(
@@ -131,5 +127,7 @@ def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, device: str 
             " directory's manifest does not name its source data directory; pass the raw data"
             " directory instead")
     with tempfile.TemporaryDirectory(prefix="pragmatiq-probe-", dir=work_dir) as tmp:
-        tok = tokenize_for_run(data_dir, run_dir, Path(tmp) / "tokens", cuts=cuts, n_workers=n_workers)
-        return embed_token_dir(tok, model, device=device, token_budget=token_budget, progress=progress)
+        tok = tokenize_for_run(data_dir, run_dir, Path(tmp) / "tokens", cuts=cuts, n_workers=n_workers,
+                               progress=progress)
+        return embed_token_dir(tok, model, vocab=_run_vocab(run_dir), device=device,
+                               token_budget=token_budget, progress=progress)
