@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from pragmatiq.tokenizer.config import TokenizerConfig
 from pragmatiq.tokenizer.fields import flatten_kv
+from pragmatiq.tokenizer.segments import ranks, starts
 from pragmatiq.tokenizer.numeric import bucketize, parse_numbers
 from pragmatiq.tokenizer.text import encode_pieces
 from pragmatiq.tokenizer.timefeat import calendar, tau
@@ -105,7 +106,7 @@ def encode_values(keys: pa.Array, values: pa.Array, vocab: Vocab, config: Tokeni
         groups.append((unknown, np.full(len(unknown), UNK, np.int64), np.zeros(len(unknown), np.int64)))
     order = np.argsort(kidx, kind="stable")
     sorted_k = kidx[order]
-    bounds = np.flatnonzero(np.r_[True, sorted_k[1:] != sorted_k[:-1], True])
+    bounds = np.flatnonzero(np.r_[True, sorted_k[1:] != sorted_k[:-1], True]) if f else np.zeros(1, int)
     for a, b in zip(bounds[:-1], bounds[1:]):
         k = sorted_k[a]
         if k < 0:
@@ -139,21 +140,21 @@ def encode_values(keys: pa.Array, values: pa.Array, vocab: Vocab, config: Tokeni
             n_tok[idx] = np.maximum(n, 1)
             vids = np.full(int(n_tok[idx].sum()), UNK, np.int64)
             pos = np.zeros(len(vids), np.int64)
-            starts = np.r_[0, np.cumsum(n_tok[idx])[:-1]]
+            first = starts(n_tok[idx])
             nz = n > 0
-            within = np.arange(int(n.sum())) - np.repeat(np.r_[0, np.cumsum(n)[:-1]], n)
-            slot = np.repeat(starts[nz], n[nz]) + within
+            within = ranks(n)
+            slot = np.repeat(first[nz], n[nz]) + within
             vids[slot] = vocab.bpe_offset + ids
             pos[slot] = within
             groups.append((idx, vids, pos))
     # scatter each group's tokens into entry order
-    starts = np.r_[0, np.cumsum(n_tok)[:-1]]
+    first = starts(n_tok)
     value_ids = np.zeros(int(n_tok.sum()), np.int64)
     positions = np.zeros_like(value_ids)
     for idx, vids, pos in groups:
         n = n_tok[idx]
-        within = np.arange(int(n.sum())) - np.repeat(np.r_[0, np.cumsum(n)[:-1]], n)
-        slot = np.repeat(starts[idx], n) + within
+        within = ranks(n)
+        slot = np.repeat(first[idx], n) + within
         value_ids[slot] = vids
         positions[slot] = pos
     return Tokens(key_id, n_tok, value_ids, positions, texts)
@@ -172,10 +173,10 @@ def _concat(a: Tokens, b: Tokens) -> Tokens:
 
 def _reorder(t: Tokens, perm: np.ndarray) -> tuple[Tokens, np.ndarray]:
     """Entries permuted by `perm`; also returns the token gather index."""
-    starts = np.r_[0, np.cumsum(t.n_tok)[:-1]]
+    first = starts(t.n_tok)
     n = t.n_tok[perm]
-    within = np.arange(int(n.sum())) - np.repeat(np.r_[0, np.cumsum(n)[:-1]], n)
-    gather = np.repeat(starts[perm], n) + within
+    within = ranks(n)
+    gather = np.repeat(first[perm], n) + within
     texts = t.texts[perm] if t.texts is not None else None
     return Tokens(t.key_id[perm], n, t.value_ids[gather], t.positions[gather], texts), gather
 
@@ -183,7 +184,7 @@ def _reorder(t: Tokens, perm: np.ndarray) -> tuple[Tokens, np.ndarray]:
 def _segment_rank(seg: np.ndarray, n_seg: int) -> np.ndarray:
     """Rank of every element within its segment, for elements sorted by segment."""
     counts = np.bincount(seg, minlength=n_seg)
-    return np.arange(len(seg)) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
+    return np.arange(len(seg)) - np.repeat(starts(counts), counts)
 
 
 def _ts_us(column) -> np.ndarray:
@@ -264,7 +265,7 @@ def encode_users(events: pa.Table, profiles: pa.Table, vocab: Vocab, config: Tok
     if config.nemotron:
         tok_text = np.repeat(ent.texts, ent.n_tok)[tkeep]
         is_text = np.flatnonzero(np.not_equal(tok_text, None))
-        first_tok = np.r_[0, np.cumsum(n_tokens)[:-1]]
+        first_tok = starts(n_tokens)
         text_user = tok_user[is_text]
         text_cols = (is_text - first_tok[text_user], tok_text[is_text], np.bincount(text_user, minlength=n_users))
 

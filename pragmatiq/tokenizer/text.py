@@ -6,6 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pragmatiq.tokenizer.segments import ranks, starts
+
 
 def train_bpe(values: list[str], vocab_size: int) -> tuple[str, int]:
     """Train a byte-level BPE over the distinct text values -> (tokenizer JSON, its size)."""
@@ -35,9 +37,9 @@ def encode_pieces(bpe, values: pa.Array, max_pieces: int) -> tuple[np.ndarray, n
     pieces = [e.ids[:max_pieces] for e in encoded]
     lengths = np.array([len(p) for p in pieces], np.int64)
     flat = np.fromiter((i for p in pieces for i in p), np.int64, count=int(lengths.sum()))
-    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    first = starts(lengths)
     n = lengths[codes]  # (F,)
     # gather each value's pieces: start of its unique + offset within
-    within = np.arange(int(n.sum())) - np.repeat(np.r_[0, np.cumsum(n)[:-1]], n)
-    ids = flat[np.repeat(starts[codes], n) + within]
+    within = ranks(n)
+    ids = flat[np.repeat(first[codes], n) + within]
     return n, ids
