@@ -1,0 +1,20 @@
+"""SageMaker training entry point (the tutorial's src/train.py).
+
+SageMaker's PyTorch container pip-installs requirements.txt, then runs this file (under
+torchrun on every host/GPU when `sagemaker_torch_distributed_enabled` is set). The `data`
+channel is mounted at SM_CHANNEL_DATA; everything written to SM_MODEL_DIR is tarred to
+S3 as model.tar.gz. Checkpoints under /opt/ml/checkpoints are synced with the job's
+CheckpointConfig S3 URI, so a spot interruption resumes from the last one.
+"""
+
+import os
+
+from pragmatiq import api
+
+data = os.environ["SM_CHANNEL_DATA"]
+out = os.environ["SM_MODEL_DIR"]
+steps = int(os.environ.get("PRAGMATIQ_MAX_STEPS", "4000"))
+
+api.tokenize(data, "/tmp/tok", n_workers=max(1, (os.cpu_count() or 2) // 2))
+api.pretrain("/tmp/tok", "run", model_size=os.environ.get("PRAGMATIQ_MODEL_SIZE", "small"),
+             config={"max_steps": steps, "token_budget": 16384}, runs_root=out)
