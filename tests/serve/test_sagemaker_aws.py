@@ -290,3 +290,22 @@ def test_cli_user_error_is_one_line(aws):
     ])
     assert res.exit_code == 2
     assert res.output.startswith("error: ") and "ml.g5.xlarge" in res.output
+
+
+def test_missing_boto3_names_the_extra(monkeypatch):
+    import sys
+
+    from pragmatiq._optional import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 -> ImportError
+    with pytest.raises(MissingExtraError, match=r'pip install "pragmatiq\[sagemaker\]"'):
+        smh.delete_prefix("s3://bucket/prefix")
+
+
+def test_failed_training_job_raises_with_reason():
+    class FakeSM:
+        def describe_training_job(self, TrainingJobName):
+            return {"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: OOM"}
+
+    with pytest.raises(RuntimeError, match="ended Failed: AlgorithmError: OOM"):
+        smh.wait_training_job("j", sm=FakeSM(), poll_s=0)

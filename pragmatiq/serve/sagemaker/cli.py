@@ -71,7 +71,8 @@ def upload_cmd(path: Path, bucket: str, prefix: str, region: str | None) -> None
 
 @sagemaker_cli.command("train")
 @click.option("--job-name", required=True)
-@click.option("--image-uri", required=True, help="PyTorch training DLC image URI (region-specific).")
+@click.option("--image-uri", required=True,
+              help="PyTorch training DLC image URI (region-specific).")
 @click.option("--role", "role_arn", required=True, help="SageMaker execution role ARN.")
 @click.option("--data", "data_uri", required=True, help="s3:// prefix of the data channel.")
 @click.option("--output", "output_uri", required=True, help="s3:// prefix for model.tar.gz.")

@@ -229,9 +229,8 @@ def wait_training_job(
             raise TimeoutError(f"training job {job_name} still {status} after {timeout_s:.0f} s")
         time.sleep(poll_s)
     if status != "Completed":
-        raise RuntimeError(
-            f"training job {job_name} ended {status}: {desc.get('FailureReason', 'no reason given')}"
-        )
+        reason = desc.get("FailureReason", "no reason given")
+        raise RuntimeError(f"training job {job_name} ended {status}: {reason}")
     return desc
 
 
