@@ -309,3 +309,33 @@ def test_failed_training_job_raises_with_reason():
 
     with pytest.raises(RuntimeError, match="ended Failed: AlgorithmError: OOM"):
         smh.wait_training_job("j", sm=FakeSM(), poll_s=0)
+
+
+def test_cli_invoke_writes_npy(aws, tmp_path):
+    """`pragmatiq sagemaker invoke` against moto's runtime, answer queued via moto's API."""
+    requests = pytest.importorskip("requests")
+    import numpy as np
+
+    body = {"model_name": "pragmatiq_embedder", "model_version": "1", "outputs": [
+        {"name": "embeddings", "datatype": "FP32", "shape": [2, 3], "data": [1, 2, 3, 4, 5, 6]},
+        {"name": "user_ids", "datatype": "BYTES", "shape": [2], "data": ["u1", "u2"]},
+    ]}
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"region": REGION, "results": [{"Body": json.dumps(body),
+                                             "ContentType": "application/json",
+                                             "InvokedProductionVariant": "main",
+                                             "CustomAttributes": ""}]},
+    ).raise_for_status()
+    records = tmp_path / "users.json"
+    records.write_text(json.dumps([{"user_id": "u1", "events": [], "attributes": {},
+                                    "lifelong": []},
+                                   {"user_id": "u2", "events": [], "attributes": {},
+                                    "lifelong": []}]))
+    out = tmp_path / "emb.npy"
+    res = CliRunner().invoke(sagemaker_cli, ["invoke", "--endpoint", "ep", "--records",
+                                             str(records), "--target-model", "run-a.tar.gz",
+                                             "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == {"user_ids": ["u1", "u2"], "shape": [2, 3], "out": str(out)}
+    np.testing.assert_array_equal(np.load(out), np.arange(1, 7, dtype=np.float32).reshape(2, 3))

@@ -16,7 +16,9 @@ from pathlib import Path
 import click
 
 from pragmatiq._optional import MissingExtraError
-from pragmatiq.serve.sagemaker import endpoints, invoke, s3, training
+from pragmatiq.serve.sagemaker import endpoints, s3, training
+# the package re-exports the function `invoke`, which shadows the module of that name
+from pragmatiq.serve.sagemaker.invoke import invoke as invoke_endpoint
 
 _region = click.option("--region", default=None, help="AWS region (default: AWS_DEFAULT_REGION).")
 
@@ -203,8 +205,8 @@ def invoke_cmd(endpoint_name, records_path, target_model, binary, out, region) -
     records = json.load(records_path)
     if isinstance(records, dict):
         records = [records]
-    emb = invoke.invoke(endpoint_name, records, target_model=target_model, binary=binary,
-                        region=region)
+    emb = invoke_endpoint(endpoint_name, records, target_model=target_model, binary=binary,
+                          region=region)
     result = {"user_ids": emb.user_ids, "shape": list(emb.vectors.shape)}
     if out is not None:
         np.save(out, emb.vectors)
