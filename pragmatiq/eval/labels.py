@@ -27,12 +27,11 @@ class LabelTable:
     def n_users(self) -> int:
         return len(self.user_ids)
 
-    def cuts(self) -> dict[str, object]:
-        """user_id -> eval_ts (naive UTC datetime), the mapping the tokenizer's `cuts` takes."""
+    def cuts(self) -> dict[str, int] | None:
+        """user_id -> eval_ts in UTC microseconds (the mapping the tokenizer's `cuts` takes)."""
         if self.cut_us is None:
-            return {}
-        ts = pa.array(self.cut_us, pa.int64()).cast(pa.timestamp("us"))
-        return dict(zip(self.user_ids.to_pylist(), ts.to_pylist()))
+            return None
+        return dict(zip(self.user_ids.to_pylist(), self.cut_us.tolist()))
 
 
 def ts_to_us(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -14,13 +14,54 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 
 from pragmatiq.eval.baselines import KINDS, baseline_frame
 from pragmatiq.eval.embedding import embed_users, is_data_dir, source_data_dir
-from pragmatiq.eval.labels import read_label_table
+from pragmatiq.eval.labels import LabelTable, read_label_table
 from pragmatiq.eval.probes import MODELS, fit_probe, split_users
 
 FEATURE_SETS = ("embedding",) + KINDS
+_CACHE_ENTRIES = 2
+_CACHE_MAX_BYTES = 512 << 20
+
+
+class _EmbeddingCache:
+    """Embeddings of recent probes in this process, reused when a later label table cuts every
+    one of its users at the same eval_ts (churn_6m and ltv_positive of one book, say): a user's
+    embedding depends only on the user's history before the cut."""
+
+    def __init__(self):
+        self.entries: list[tuple] = []  # (key, user_ids, cut_us, ids, E), most recent last
+
+    @staticmethod
+    def key(raw: Path, run_dir: Path, device: str) -> tuple:
+        stamp = lambda p: p.stat().st_mtime_ns if p.exists() else 0  # noqa: E731
+        return (str(raw.resolve()), str(run_dir.resolve()), device,
+                stamp(raw / "events.parquet"), stamp(raw / "profiles.parquet"),
+                stamp(run_dir / "model.safetensors"))
+
+    def get(self, key: tuple, labels: LabelTable):
+        for k, users, cut_us, ids, E in reversed(self.entries):
+            if k != key or (cut_us is None) != (labels.cut_us is None):
+                continue
+            at = pc.index_in(labels.user_ids, value_set=users)
+            if at.null_count:
+                continue
+            at = at.to_numpy(zero_copy_only=False)
+            if cut_us is None or np.array_equal(cut_us[at], labels.cut_us):
+                return ids, E
+        return None
+
+    def put(self, key: tuple, labels: LabelTable, ids: list[str], E: np.ndarray) -> None:
+        if E.nbytes <= _CACHE_MAX_BYTES:
+            self.entries = (self.entries + [(key, labels.user_ids, labels.cut_us, ids, E)])[-_CACHE_ENTRIES:]
+
+    def clear(self) -> None:
+        self.entries = []
+
+
+_CACHE = _EmbeddingCache()
 
 
 def resolve_data_dir(data_dir: str | Path, tok_dir: str | Path | None = None) -> Path:
@@ -49,8 +90,9 @@ def probe(
     device: str = "cpu",
     progress: bool = True,
     n_workers: int = 1,
-    token_budget: int = 16384,
+    token_budget: int = 32768,
     feature_sets: tuple[str, ...] = FEATURE_SETS,
+    cache: bool = True,
 ) -> dict:
     """Probe a trained run's user embeddings on one label table against the baselines.
 
@@ -59,6 +101,7 @@ def probe(
         run_dir: trained run (model.safetensors, model.json, vocab.json).
         label_path: `labels/<task>.parquet`, one row per user with `label` (and `eval_ts`).
         tok_dir: token directory (used only to find the raw data when `data_dir` is not raw).
+        cache: reuse this process's embeddings of an earlier probe whose cuts cover this one.
 
     Returns a dict: task, n_users (probed), n_labeled, n_no_history (labeled users without an
     embedding, dropped from every feature set), prevalence, seed, test_size, split (held-out
@@ -74,9 +117,16 @@ def probe(
     keep = np.arange(labels.n_users)
     features: dict[str, np.ndarray] = {}
     if "embedding" in feature_sets:
-        cuts = Path(label_path) if labels.cut_us is not None else None
-        ids, E = embed_users(raw, run_dir, cuts=cuts, device=device, n_workers=n_workers,
-                             token_budget=token_budget, progress=progress)
+        key = _CACHE.key(raw, Path(run_dir), device)
+        hit = _CACHE.get(key, labels) if cache else None
+        if hit is None:
+            cuts = labels.cuts() if labels.cut_us is not None else None
+            ids, E = embed_users(raw, run_dir, cuts=cuts, device=device, n_workers=n_workers,
+                                 token_budget=token_budget, progress=progress)
+            if cache:
+                _CACHE.put(key, labels, ids, E)
+        else:
+            ids, E = hit
         where = {u: i for i, u in enumerate(ids)}
         label_ids = labels.user_ids.to_pylist()
         rows = np.array([where.get(u, -1) for u in label_ids], dtype=np.int64)  # per user, not event

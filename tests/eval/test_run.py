@@ -10,9 +10,10 @@ import json
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from pragmatiq.eval import format_probe_table, probe, resolve_data_dir
+from pragmatiq.eval import format_probe_table, probe, read_label_table, resolve_data_dir
 from pragmatiq.eval import run as R
 from pragmatiq.eval.baselines import baseline_features
 
@@ -25,18 +26,23 @@ def stub_embed(monkeypatch):
 
     def fake(src, run_dir, *, cuts=None, **kw):
         calls.append({"src": src, "run_dir": run_dir, "cuts": cuts})
-        users, X = baseline_features(src, cuts, "counts")
+        labels = pa.table({"user_id": list(cuts), "eval_ts": pa.array(list(cuts.values()), pa.int64())
+                           .cast(pa.timestamp("us")), "label": [0] * len(cuts)})
+        users, X = baseline_features(src, labels, "counts")
         users, X = users[::-1][1:], X[::-1][1:]
         return users, X.astype(np.float32)
 
     monkeypatch.setattr(R, "embed_users", fake)
-    return calls
+    R._CACHE.clear()
+    yield calls
+    R._CACHE.clear()
 
 
 def test_probe_rows_and_wiring(synth_book, stub_embed):
     label = synth_book / "labels/churn_6m.parquet"
     res = probe(synth_book, "RUN", label, seed=1, progress=False)
-    assert stub_embed[0]["cuts"] == label and str(stub_embed[0]["src"]) == str(synth_book)
+    assert stub_embed[0]["cuts"] == read_label_table(label).cuts()
+    assert str(stub_embed[0]["src"]) == str(synth_book)
     assert res["task"] == "churn_6m"
     assert res["n_users"] == res["n_labeled"] - 1 and res["n_no_history"] == 1
     got = [(r["features"], r["model"]) for r in res["rows"]]
@@ -48,6 +54,19 @@ def test_probe_rows_and_wiring(synth_book, stub_embed):
     cnt = {r["model"]: r["roc_auc"] for r in res["rows"] if r["features"] == "counts"}
     assert emb == pytest.approx(cnt)
     json.dumps(res)  # a plain, JSON-ready result
+
+
+def test_embeddings_reused_when_cuts_match(synth_book, stub_embed):
+    """churn_6m and ltv_positive cut the same users at the same eval_ts: one embedding pass."""
+    churn, ltv = synth_book / "labels/churn_6m.parquet", synth_book / "labels/ltv_positive.parquet"
+    assert read_label_table(churn).cuts() == read_label_table(ltv).cuts()
+    probe(synth_book, "RUN", churn, progress=False)
+    probe(synth_book, "RUN", ltv, progress=False)
+    assert len(stub_embed) == 1
+    probe(synth_book, "RUN", synth_book / "labels/default_12m.parquet", progress=False)  # other cut
+    assert len(stub_embed) == 2
+    probe(synth_book, "RUN", ltv, progress=False, cache=False)
+    assert len(stub_embed) == 3
 
 
 def test_baselines_only_without_a_run(synth_book):
