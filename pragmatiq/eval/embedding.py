@@ -73,17 +73,26 @@ def load_run_model(run_dir: str | Path, device: str = "cpu"):
     return load_model(run_dir, map_location=device).to(device).eval()
 
 
-def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = None, device: str = "cpu",
-                    token_budget: int = 16384, progress: bool = False) -> tuple[list[str], np.ndarray]:
-    """Embed every user of a token directory -> `(user_ids sorted, (U, d) float32)`.
+def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = None, users=None,
+                    device: str = "cpu", token_budget: int = 32768,
+                    progress: bool = False) -> tuple[list[str], np.ndarray]:
+    """Embed the users of a token directory -> `(user_ids sorted, (U, d) float32)`.
 
-    `vocab`: the run's vocab.json; shards encoded with another vocabulary are refused."""
+    `vocab`: the run's vocab.json; shards encoded with another vocabulary are refused.
+    `users`: embed only these user ids (default: all)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import torch
 
     from pragmatiq.tokenizer import TokenBudgetSampler, TokenDataset, Vocab, collate
 
     ds = TokenDataset(tok_dir, expect_vocab_sha256=None if vocab is None else Vocab.load(vocab).sha256)
-    sampler = TokenBudgetSampler(ds, token_budget=token_budget, shuffle=False)
+    subset = np.arange(len(ds))
+    if users is not None:
+        wanted = pa.array(list(users), pa.string())
+        subset = np.flatnonzero(pc.is_in(pa.array(ds.user_ids, pa.string()), value_set=wanted)
+                                .to_numpy(zero_copy_only=False))
+    sampler = TokenBudgetSampler(ds.costs[subset], token_budget=token_budget, shuffle=False)
     ids: list[str] = []
     chunks: list[np.ndarray] = []
     it = sampler
@@ -93,7 +102,7 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
         it = tqdm(sampler, desc="embed", unit="batch")
     with torch.inference_mode():
         for index in it:
-            batch = collate(ds.read(index))
+            batch = collate(ds.read(subset[index].tolist()))
             emb = model.embed(batch.to(device))  # (U, d)
             ids.extend(batch.user_ids)
             chunks.append(emb.float().cpu().numpy())
@@ -104,8 +113,8 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
     return [ids[i] for i in order], E[order]
 
 
-def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, device: str = "cpu",
-                n_workers: int = 1, token_budget: int = 16384, progress: bool = False,
+def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, users=None, device: str = "cpu",
+                n_workers: int = 1, token_budget: int = 32768, progress: bool = False,
                 work_dir: str | Path | None = None) -> tuple[list[str], np.ndarray]:
     """User embeddings `(user_ids sorted, (U, d) float32)` from a trained run.
 
@@ -113,12 +122,13 @@ def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, device: str 
         src: a token directory built with the run's vocabulary, or a raw data directory.
         cuts: a label parquet path or mapping user_id -> eval_ts; histories are cut to
             `ts < eval_ts` by re-tokenizing the raw data (found via the token manifest).
+        users: embed only these user ids (default: every user of the data).
         work_dir: where to write re-tokenized shards (default: a temporary directory, removed).
     """
     src, run_dir = Path(src), Path(run_dir)
     model = load_run_model(run_dir, device)
     if cuts is None and not is_data_dir(src):
-        return embed_token_dir(src, model, vocab=_run_vocab(run_dir), device=device,
+        return embed_token_dir(src, model, vocab=_run_vocab(run_dir), users=users, device=device,
                                token_budget=token_budget, progress=progress)
     data_dir = src if is_data_dir(src) else source_data_dir(src)
     if data_dir is None:
@@ -129,5 +139,5 @@ def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, device: str 
     with tempfile.TemporaryDirectory(prefix="pragmatiq-probe-", dir=work_dir) as tmp:
         tok = tokenize_for_run(data_dir, run_dir, Path(tmp) / "tokens", cuts=cuts, n_workers=n_workers,
                                progress=progress)
-        return embed_token_dir(tok, model, vocab=_run_vocab(run_dir), device=device,
+        return embed_token_dir(tok, model, vocab=_run_vocab(run_dir), users=users, device=device,
                                token_budget=token_budget, progress=progress)

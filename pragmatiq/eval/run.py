@@ -121,7 +121,8 @@ def probe(
         hit = _CACHE.get(key, labels) if cache else None
         if hit is None:
             cuts = labels.cuts() if labels.cut_us is not None else None
-            ids, E = embed_users(raw, run_dir, cuts=cuts, device=device, n_workers=n_workers,
+            ids, E = embed_users(raw, run_dir, cuts=cuts, users=labels.user_ids.to_pylist(),
+                                 device=device, n_workers=n_workers,
                                  token_budget=token_budget, progress=progress)
             if cache:
                 _CACHE.put(key, labels, ids, E)

@@ -98,6 +98,11 @@ def test_embeddings_ignore_events_after_eval_ts(tiny, tmp_path):
     # without the cut the planted events are seen, so the check above has teeth
     _, e2 = embed_users(leak, run, cuts=None)
     assert not np.allclose(e0[rows], e2[rows], atol=1e-4)
+    # a user subset embeds only those users, with the same vectors
+    some = [u0[i] for i in rows[:5]]
+    u3, e3 = embed_users(data, run, cuts=label, users=some)
+    assert u3 == sorted(some)
+    np.testing.assert_allclose(e3, e0[rows[:5]], atol=1e-5)
 
 
 def test_token_dir_with_another_vocab_is_refused(tiny, tmp_path):
