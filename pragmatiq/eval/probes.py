@@ -40,7 +40,7 @@ def split_digest(test_idx: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(test_idx, dtype=np.int64).tobytes()).hexdigest()[:12]
 
 
-def _models(seed: int) -> dict:
+def _models(seed: int, n_train: int) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -48,9 +48,11 @@ def _models(seed: int) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     return {
-        # small books: shallow trees, leaf floor and L2 keep the boosted model from memorising
+        # small books: shallow trees, a leaf floor (20 users, less on tiny books so trees can
+        # still split) and L2 keep the boosted model from memorising
         "gbm": HistGradientBoostingClassifier(
-            learning_rate=0.05, max_iter=200, max_leaf_nodes=15, min_samples_leaf=20,
+            learning_rate=0.05, max_iter=200, max_leaf_nodes=15,
+            min_samples_leaf=int(np.clip(n_train // 20, 2, 20)),
             l2_regularization=1.0, random_state=seed),
         "logreg": make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
@@ -105,7 +107,7 @@ def fit_probe(
         return out
     cols = ~np.all(np.isnan(X[tr]), axis=0)  # all-missing columns carry nothing (and break binning)
     X = X[:, cols] if cols.any() else np.zeros((len(y), 1))
-    built = _models(seed)
+    built = _models(seed, len(tr))
     for name in models:
         model = built[name]
         with warnings.catch_warnings():

@@ -117,3 +117,17 @@ def test_token_dir_with_another_vocab_is_refused(tiny, tmp_path):
     shutil.copyfile(tmp_path / "tok2" / "vocab.json", other / "vocab.json")
     with pytest.raises(ValueError, match="re-tokenize"):
         embed_users(tok, other)
+
+
+@pytest.mark.slow
+def test_probe_with_a_trained_run(tiny, tmp_path):
+    """A few real pretraining steps (pragmatiq.train) produce a run that probe() accepts."""
+    train = pytest.importorskip("pragmatiq.train")
+    if not hasattr(train, "pretrain"):
+        pytest.skip("pragmatiq.train.pretrain not available yet")
+    data, tok, _ = tiny
+    run = train.pretrain(tok, "nano", model_size="nano", config={"max_steps": 3, "token_budget": 4096},
+                         runs_root=tmp_path / "runs", progress=False)
+    res = probe(tok, run, data / "labels" / f"{TASK}.parquet", seed=0, progress=False, cache=False)
+    assert len(res["rows"]) == 6
+    assert all(0.0 <= r["roc_auc"] <= 1.0 for r in res["rows"])
