@@ -106,7 +106,7 @@ def probe(
     Returns a dict: task, n_users (probed), n_labeled, n_no_history (labeled users without an
     embedding, dropped from every feature set), prevalence, seed, test_size, split (held-out
     fingerprint), n_train, n_test, n_pos_test, seconds, and `rows`: one per feature set x model
-    with features, model, n_features, roc_auc, pr_auc.
+    with features, model, n_features, roc_auc, pr_auc (None when the held-out users are one class).
     """
     t0 = time.perf_counter()
     unknown = set(feature_sets) - set(FEATURE_SETS)
@@ -150,8 +150,9 @@ def probe(
         res = fit_probe(X, y, seed=seed, split=split)
         result.update({k: res[k] for k in ("split", "n_train", "n_test", "n_pos_test")})
         for model in MODELS:
+            scores = {k: None if math.isnan(v) else v for k, v in res["models"][model].items()}
             result["rows"].append({"features": name, "model": model, "n_features": int(X.shape[1]),
-                                   **res["models"][model]})
+                                   **scores})  # None where undefined (one class held out): strict JSON
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 

@@ -99,3 +99,32 @@ def test_resolve_data_dir(tmp_path, hand_book):
     (tok / "manifest.json").write_text(json.dumps({"vocab_hash": "x"}))
     with pytest.raises(FileNotFoundError, match="manifest names one"):
         resolve_data_dir(tok)
+
+
+def test_import_is_light():
+    """`import pragmatiq.eval` pulls in neither torch nor the training code."""
+    import subprocess
+    import sys
+
+    code = "import sys, pragmatiq.eval; print('torch' in sys.modules, 'pragmatiq.train' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_result_is_strict_json_when_held_out_is_one_class(tmp_path, hand_book, monkeypatch):
+    """A held-out split with one class reports None (not NaN) and the table prints n/a."""
+    import pyarrow.parquet as pq
+
+    from .conftest import CUT
+
+    n = 12
+    users = [f"u{i}" for i in range(n)]
+    lab = pa.table({"user_id": users, "eval_ts": pa.array([CUT] * n, pa.timestamp("us")),
+                    "label": pa.array([1, 1] + [0] * (n - 2), pa.int8())})
+    pq.write_table(lab, tmp_path / "rare.parquet")
+    train, test = np.r_[0, 1, 5:n], np.array([2, 3, 4])  # both positives in train
+    monkeypatch.setattr(R, "split_users", lambda y, **kw: (train, test))
+    res = probe(hand_book, None, tmp_path / "rare.parquet", feature_sets=("counts",), progress=False)
+    json.dumps(res, allow_nan=False)
+    assert all(r["roc_auc"] is None for r in res["rows"])
+    assert "n/a" in format_probe_table(res)
