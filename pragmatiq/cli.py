@@ -216,6 +216,15 @@ def export_cli(run_dir, target, out) -> None:
     sys.exit(2)
 
 
+def _register_optional_groups() -> None:
+    from pragmatiq.serve.sagemaker.cli import sagemaker_cli
+
+    cli.add_command(sagemaker_cli, "sagemaker")
+
+
+_register_optional_groups()
+
+
 def main() -> None:
     cli()
 

@@ -1,0 +1,76 @@
+"""`PretrainConfig`: configs/pretrain.yaml, then configs/train/<size>.yaml, then overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+import yaml
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    max_steps: int = 1000
+    token_budget: int = 16_384  # tokens per micro-batch (per process)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3  # AdamW: embeddings, norms, biases, calendar input layer
+    muon_lr: float = 0.02  # Muon: 2-D hidden weights
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to this share of the peak
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.1
+    token_rate: float = 0.15  # masking: share of tokens
+    event_rate: float = 0.10  # share of whole events
+    group_rate: float = 0.10  # share of (user, key) groups
+    unk_share: float = 0.10  # of the selected: [UNK] with no target (the rest [MASK] with a target)
+    text_mse_weight: float = 1.0  # lambda of the Nemotron MSE term
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 100
+    eval_users: int = 64  # held-out users for the held-out loss
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    stop_after: int | None = None  # stop (with a checkpoint) at this step, as a spot interruption would
+    compile: bool = False  # torch.compile the model
+    num_threads: int | None = None  # torch CPU threads (None: leave torch's default)
+    fsdp: bool = False  # fully_shard the model (large sizes, several GPUs)
+    prefetch: int = 2
+    model: dict = field(default_factory=dict)  # ModelConfig overrides
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _read_yaml(path) -> dict:
+    from pragmatiq.configs import config_path
+
+    data = yaml.safe_load(config_path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of pretraining settings")
+    return data
+
+
+def load_pretrain_config(model_size: str = "small", config=None) -> PretrainConfig:
+    """Defaults (configs/pretrain.yaml) < the size's recipe (configs/train/<size>.yaml) < `config`
+    (a dict of overrides, a YAML path or a PretrainConfig). Unknown keys are errors."""
+    if isinstance(config, PretrainConfig):
+        return config
+    values = _read_yaml("configs/pretrain.yaml")
+    from pragmatiq.configs import CONFIG_DIR
+
+    recipe = CONFIG_DIR / "train" / f"{model_size}.yaml"
+    if recipe.exists():
+        values.update(_read_yaml(recipe))
+    if isinstance(config, (str, os.PathLike)):
+        values.update(_read_yaml(config))
+    elif isinstance(config, dict):
+        values.update(config)
+    elif config is not None:
+        raise TypeError(f"pretrain config must be a dict, a YAML path or None, not {type(config).__name__}")
+    valid = {f.name for f in dataclasses.fields(PretrainConfig)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ValueError(f"unknown pretraining config key(s) {unknown}; valid keys: {sorted(valid)}")
+    return PretrainConfig(**values)

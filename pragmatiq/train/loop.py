@@ -1,0 +1,271 @@
+"""The pretraining loop: one code path for 1 process, `torchrun` (DDP) and SageMaker.
+
+Run directory `runs_root/name/`: config.yaml, vocab.json, checkpoints/{last.pt, step-N.pt},
+model.safetensors + model.json (serving weights, no pickle), metrics.jsonl, meta.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+
+import pragmatiq
+from pragmatiq.train.checkpoint import load_checkpoint, rng_state, rotate, save_checkpoint, set_rng_state
+from pragmatiq.train.config import PretrainConfig, load_pretrain_config
+from pragmatiq.train.loss import mlm_loss_sum
+from pragmatiq.train.masking import mask_batch, step_generator
+from pragmatiq.train.optim import build_optimizers, build_schedulers
+
+
+class _Dist:
+    """Process-group facts; a single process when not launched by torchrun."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.all_reduce(x)
+        return x
+
+
+def _device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _checkpoint_dir(run_dir: Path) -> Path:
+    """SageMaker managed spot training syncs /opt/ml/checkpoints; PRAGMATIQ_CHECKPOINT_DIR wins."""
+    if env := os.environ.get("PRAGMATIQ_CHECKPOINT_DIR"):
+        return Path(env)
+    if Path("/opt/ml/checkpoints").is_dir():
+        return Path("/opt/ml/checkpoints")
+    return run_dir / "checkpoints"
+
+
+def _split_users(n: int, eval_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded held-out set of users (at most 5% of them) and the training users."""
+    k = min(eval_users, n // 20)
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+class _Stop:
+    """SIGTERM (spot interruption) asks the loop to checkpoint and exit."""
+
+    def __init__(self):
+        self.requested = False
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def pretrain(tok_dir, name: str, model_size: str = "small", config=None, runs_root="runs", *,
+             resume: bool | str = "auto", progress: bool = True) -> Path:
+    """Pretrain `model_size` on the token directory `tok_dir`; returns `runs_root/name`."""
+    from tqdm.auto import tqdm
+
+    from pragmatiq.tokenizer import BatchLoader, TokenBudgetSampler, TokenDataset, collate
+    from pragmatiq.zoo import create_model, save_model
+
+    cfg = load_pretrain_config(model_size, config)
+    device = _device()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    dd = _Dist(device)
+    run_dir = Path(runs_root) / name
+    ckpt_dir = _checkpoint_dir(run_dir)
+    ds = TokenDataset(tok_dir)
+    last = ckpt_dir / "last.pt"
+    state = None
+    if resume is True and not last.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+    if resume and last.exists():
+        state = load_checkpoint(last)
+        if state["vocab_sha256"] != ds.vocab.sha256:
+            raise ValueError(f"{last} was trained with vocabulary {state['vocab_sha256'][:12]} but "
+                             f"{tok_dir} holds {ds.vocab.sha256[:12]}: tokenize with --vocab {run_dir}/vocab.json")
+    if dd.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ds.dir / "vocab.json", run_dir / "vocab.json")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(
+            {"model_size": model_size, "tok_dir": str(Path(tok_dir).resolve()), **cfg.to_dict()}, sort_keys=False))
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(model_size, vocab_size=len(ds.vocab), **cfg.model).to(device)
+    train_users, eval_users = _split_users(len(ds), cfg.eval_users, cfg.seed)
+    sampler = TokenBudgetSampler(ds.lengths[train_users], cfg.token_budget, seed=cfg.seed,
+                                 rank=dd.rank, world_size=dd.world)
+    opts = build_optimizers(model, cfg)
+    scheds = build_schedulers(opts, cfg)
+    step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for o, s in zip(opts, state["optimizers"]):
+            o.load_state_dict(s)
+        for sc, s in zip(scheds, state["schedulers"]):
+            sc.load_state_dict(s)
+        sampler.load_state_dict(state["sampler"])
+        step = state["step"]
+        set_rng_state(state["rng"][dd.rank] if isinstance(state["rng"], list) else state["rng"])
+    net = model
+    if dd.enabled:
+        if cfg.fsdp:
+            from torch.distributed.fsdp import fully_shard
+
+            for enc in (model.event_encoder, model.profile_encoder, model.history_encoder):
+                for layer in enc.layers:
+                    fully_shard(layer)
+            net = fully_shard(model)
+        else:
+            net = torch.nn.parallel.DistributedDataParallel(model)
+    if cfg.compile:
+        net = torch.compile(net)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+
+    class _Subset:  # the training users of the dataset, for the loader
+        def read(self, idx):
+            return ds.read(train_users[np.asarray(idx, np.int64)])
+
+    loader = BatchLoader(_Subset(), sampler, prefetch=cfg.prefetch)
+    batches = iter(loader)
+
+    def next_batch():
+        nonlocal batches
+        for _ in range(2):
+            try:
+                return next(batches)
+            except StopIteration:
+                sampler.set_epoch(sampler.epoch + 1)
+                loader.load_state_dict(sampler.state_dict())
+                batches = iter(loader)
+        raise ValueError(f"{tok_dir}: no training batches (is the token directory empty?)")
+
+    def save(tag_step: int) -> None:
+        rngs = [None] * dd.world
+        if dd.enabled:
+            dist.all_gather_object(rngs, rng_state())
+        else:
+            rngs = [rng_state()]
+        if dd.rank != 0:
+            return
+        payload = {
+            "step": tag_step, "model": model.state_dict(),
+            "optimizers": [o.state_dict() for o in opts], "schedulers": [s.state_dict() for s in scheds],
+            "sampler": loader.state_dict(), "rng": rngs, "vocab_sha256": ds.vocab.sha256,
+            "config": cfg.to_dict(), "model_size": model_size,
+        }
+        save_checkpoint(ckpt_dir / "last.pt", payload)
+        shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / f"step-{tag_step}.pt")
+        rotate(ckpt_dir, cfg.keep_checkpoints)
+
+    metrics_path = run_dir / "metrics.jsonl"
+    if dd.rank == 0 and state is None and metrics_path.exists():
+        metrics_path.unlink()
+    stopper = _Stop()
+    end = cfg.max_steps if cfg.stop_after is None else min(cfg.stop_after, cfg.max_steps)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=f"pretrain {model_size}", unit="step",
+               disable=not progress or dd.rank != 0, file=sys.stderr)
+    t0, tokens_seen = time.perf_counter(), 0
+    model.train()
+    try:
+        while step < end and not stopper.requested:
+            micro = [next_batch() for _ in range(cfg.grad_accum)]
+            masks = [mask_batch(b, step_generator(cfg.seed, step, m * dd.world + dd.rank),
+                                token_rate=cfg.token_rate, event_rate=cfg.event_rate,
+                                group_rate=cfg.group_rate, unk_share=cfg.unk_share) for m, b in enumerate(micro)]
+            local = torch.tensor(float(sum(len(mk.target_index) for mk in masks)))
+            total = dd.sum(local.clone()).item()
+            loss_sum, correct = 0.0, 0
+            for b, mk in zip(micro, masks):
+                b = b.to(device)
+                if autocast is not None:
+                    with autocast:
+                        loss, ok = mlm_loss_sum(net, b, mk, label_smoothing=cfg.label_smoothing,
+                                                text_weight=cfg.text_mse_weight)
+                else:
+                    loss, ok = mlm_loss_sum(net, b, mk, label_smoothing=cfg.label_smoothing,
+                                            text_weight=cfg.text_mse_weight)
+                # DDP averages gradients over processes: scale so the step is the global mean
+                (loss * dd.world / max(total, 1.0)).backward()
+                loss_sum += loss.item()
+                correct += int(ok)
+                tokens_seen += b.n_tokens
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for o in opts:
+                o.step()
+                o.zero_grad(set_to_none=True)
+            for s in scheds:
+                s.step()
+            step += 1
+            stats = dd.sum(torch.tensor([loss_sum, float(correct)]))
+            if dd.rank == 0:
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == end:
+                    elapsed = time.perf_counter() - t0
+                    row = {"step": step, "loss": stats[0].item() / max(total, 1.0),
+                           "mlm_acc": stats[1].item() / max(total, 1.0), "masked": int(total),
+                           "tokens_per_s": tokens_seen * dd.world / max(elapsed, 1e-9),
+                           "lr": [s.get_last_lr()[0] for s in scheds], "grad_norm": float(grad_norm)}
+                    if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
+                        row["heldout_loss"] = _heldout_loss(model, ds, eval_users, cfg, device, collate)
+                    with metrics_path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+            if step % cfg.checkpoint_every == 0 or step == end or stopper.requested:
+                save(step)
+    finally:
+        bar.close()
+        stopper.restore()
+    if dd.rank == 0 and step >= cfg.max_steps:
+        model.eval()
+        save_model(model, run_dir)
+        (run_dir / "meta.json").write_text(json.dumps(_meta(device, dd.world, step), indent=2))
+    if dd.enabled:
+        dist.barrier()
+    return run_dir
+
+
+@torch.no_grad()
+def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate) -> float:
+    model.eval()
+    # held-out users up to one micro-batch of tokens (logits are (M, V): keep M bounded)
+    keep = users[np.cumsum(ds.lengths[users]) <= max(cfg.token_budget, int(ds.lengths[users[0]]))]
+    batch = collate(ds.read(keep)).to(device)
+    mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
+                    event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
+    loss, _ = mlm_loss_sum(model, batch, mk, label_smoothing=cfg.label_smoothing)
+    model.train()
+    return loss.item() / max(len(mk.target_index), 1)
+
+
+def _meta(device, world: int, step: int) -> dict:
+    return {
+        "pragmatiq": pragmatiq.__version__, "torch": torch.__version__, "python": platform.python_version(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "world_size": world, "steps": step, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

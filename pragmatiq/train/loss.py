@@ -1,0 +1,34 @@
+"""The pretraining loss: 3-view head at masked positions, cross-entropy with label smoothing
+over the full vocabulary, plus lambda * MSE on masked text sentinels (Nemotron variant)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+
+def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_weight: float = 1.0):
+    """-> (summed loss over the M targets, number of correct predictions). Summed, not averaged,
+    so micro-batches and processes can be weighted by their masked-token counts."""
+    inputs = replace(batch, value_ids=masked.value_ids)
+    if batch.text_vectors is not None and batch.text_token_index is not None:
+        # a masked sentinel must not see its own text vector
+        hidden = masked.selected[batch.text_token_index]
+        inputs = replace(inputs, text_vectors=batch.text_vectors.masked_fill(hidden[:, None], 0.0))
+    out = model(inputs)
+    core = model.module if hasattr(model, "module") else model
+    logits = core.mlm_logits(out, inputs, masked.target_index)  # (M, V)
+    loss = F.cross_entropy(logits.float(), masked.target_ids, label_smoothing=label_smoothing,
+                           reduction="sum")
+    # keep every parameter in the graph even when nothing was masked (DDP needs it)
+    loss = loss + 0.0 * out.user_emb.sum()
+    correct = (logits.argmax(-1) == masked.target_ids).sum()
+    if batch.text_vectors is not None and batch.text_token_index is not None:
+        idx = batch.text_token_index[masked.selected[batch.text_token_index]]
+        if len(idx):
+            pred = core.text_prediction(out, inputs, idx)
+            target = batch.text_vectors[masked.selected[batch.text_token_index]]
+            loss = loss + text_weight * F.mse_loss(pred.float(), target.float(), reduction="sum") / pred.shape[-1]
+    return loss, correct
