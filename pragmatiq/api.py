@@ -108,13 +108,15 @@ def probe(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    n_workers: int = 1,
+    token_budget: int = 32768,
 ) -> dict:
     """Embed histories cut at each user's `eval_ts`, fit probes on a seeded split and compare
     them with raw-count and hand-crafted baselines on the same split."""
     from pragmatiq.eval import probe as _probe
 
     return _probe(data_dir, run_dir, label, tok_dir=tok_dir, seed=seed, device=device,
-                  progress=progress)
+                  progress=progress, n_workers=n_workers, token_budget=token_budget)
 
 
 def quickstart(

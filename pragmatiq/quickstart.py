@@ -56,7 +56,8 @@ def run_quickstart(
     with _stage("probe", timings):
         for task in PROBE_TASKS:
             probes[task] = api.probe(data, run, data / "labels" / f"{task}.parquet",
-                                     tok_dir=tok, seed=seed, progress=progress)
+                                     tok_dir=tok, seed=seed, progress=progress,
+                                     n_workers=n_workers)
 
     from pragmatiq.eval import format_probe_table
 

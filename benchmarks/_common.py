@@ -1,0 +1,44 @@
+"""Shared by the benchmark scripts: the machine description and writing results JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine(*dists: str) -> dict:
+    versions = {}
+    for d in ("pragmatiq", "torch", "numpy", "pyarrow", "tokenizers", *dists):
+        try:
+            versions[d] = importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    try:
+        import psutil
+
+        ram = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        ram = None
+    return {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "ram_gb": ram, "load_average": os.getloadavg(), "versions": versions}
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    body = {"benchmark": name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": "python " + " ".join(sys.argv), "machine": machine(), **payload}
+    path.write_text(json.dumps(body, indent=2, default=float))
+    return path
+
+
+def table(rows: list[tuple]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
