@@ -7,9 +7,7 @@ the traceback.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,29 +15,8 @@ import click
 
 import pragmatiq
 from pragmatiq import api
-from pragmatiq._optional import MissingExtraError
-
-
-def _emit(result) -> None:
-    """Print a result as JSON on stdout."""
-    click.echo(json.dumps(result, indent=2, default=str))
-
-
-def _user_errors(fn):
-    """Turn expected user-facing failures into one clear line and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, OSError, MissingExtraError, KeyError) as exc:
-            if os.environ.get("PRAGMATIQ_DEBUG"):
-                raise
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            click.echo(f"error: {msg}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from pragmatiq.cli_output import emit as _emit
+from pragmatiq.cli_output import user_errors as _user_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,15 +7,13 @@ by the user's input print one line (`error: ...`) and exit 2.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 from pathlib import Path
 
 import click
 
-from pragmatiq._optional import MissingExtraError
+from pragmatiq.cli_output import emit as _emit
+from pragmatiq.cli_output import user_errors
 from pragmatiq.serve.sagemaker import endpoints, s3, training
 # the package re-exports the function `invoke`, which shadows the module of that name
 from pragmatiq.serve.sagemaker.invoke import invoke as invoke_endpoint
@@ -23,26 +21,8 @@ from pragmatiq.serve.sagemaker.invoke import invoke as invoke_endpoint
 _region = click.option("--region", default=None, help="AWS region (default: AWS_DEFAULT_REGION).")
 
 
-def _emit(result) -> None:
-    click.echo(json.dumps(result, indent=2, default=str))
-
-
-def _user_errors(fn):
-    """Expected failures (bad paths, bad URIs, AWS errors, missing boto3) -> one line, exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - botocore errors are imported lazily
-            user_error = isinstance(exc, (ValueError, OSError, MissingExtraError, RuntimeError))
-            user_error |= type(exc).__module__.startswith(("botocore", "boto3"))
-            if os.environ.get("PRAGMATIQ_DEBUG") or not user_error:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+# AWS errors (botocore's, imported lazily) and RuntimeError from waits are user-facing here too
+_user_errors = user_errors(extra=(RuntimeError,), modules=("botocore", "boto3"))
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
