@@ -98,6 +98,15 @@ def _sdpa_refuse(q, cu_seqlens, max_seqlen, dropout_p):
     return None
 
 
+def _cuda_half_refuse(q) -> str | None:
+    """Why a CUDA fp16/bf16-only kernel cannot take `q`, or None."""
+    if q.device.type != "cuda":
+        return f"needs a CUDA tensor, got {q.device.type}"
+    if q.dtype not in (torch.float16, torch.bfloat16):
+        return f"needs fp16/bf16, got {q.dtype}"
+    return None
+
+
 # ---------------------------------------------------------------- torch_varlen (CUDA)
 def _torch_varlen_available() -> str | None:
     try:
@@ -113,10 +122,8 @@ def _torch_varlen_refuse(q, cu_seqlens, max_seqlen, dropout_p):
     why = _torch_varlen_available()
     if why:
         return why
-    if q.device.type != "cuda":
-        return f"needs a CUDA tensor, got {q.device.type}"
-    if q.dtype not in (torch.float16, torch.bfloat16):
-        return f"needs fp16/bf16, got {q.dtype}"
+    if why := _cuda_half_refuse(q):
+        return why
     if dropout_p > 0:
         return "dropout not supported"
     return None
@@ -140,10 +147,8 @@ def _flash_refuse(q, cu_seqlens, max_seqlen, dropout_p):
     why = _flash_available()
     if why:
         return why
-    if q.device.type != "cuda":
-        return f"needs a CUDA tensor, got {q.device.type}"
-    if q.dtype not in (torch.float16, torch.bfloat16):
-        return f"needs fp16/bf16, got {q.dtype}"
+    if why := _cuda_half_refuse(q):
+        return why
     if q.shape[-1] > 256:
         return f"head_dim {q.shape[-1]} > 256"
     return None
