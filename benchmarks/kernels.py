@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pragmatiq.kernels import BACKENDS, dense_masked_attention, refuse_reasons, varlen_attention
+from pragmatiq.kernels import BACKENDS, exportable_attention, refuse_reasons, varlen_attention
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kernels.json"
 
@@ -74,7 +74,7 @@ def bench(name, lengths, heads, head_dim, device, dtype, backends):
     rows = []
     for b in backends:
         if b == "dense":
-            fwd = lambda: dense_masked_attention(q, k, v, cu)  # noqa: E731
+            fwd = lambda: exportable_attention(q, k, v, cu)  # noqa: E731
         else:
             why = refuse_reasons(q, cu, m)[b]
             if why:

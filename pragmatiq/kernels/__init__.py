@@ -1,6 +1,6 @@
 """pragmatiq.kernels: varlen attention behind one function, TimeRoPE, the exportable formulation."""
 
-from pragmatiq.kernels.dense import dense_masked_attention, segment_ids, segment_ids_dense
+from pragmatiq.kernels.dense import exportable_attention, padded_attention, segment_ids, segment_ids_dense
 from pragmatiq.kernels.rope import TimeRoPE, apply_rope, rotate_half
 from pragmatiq.kernels.varlen import (
     BACKENDS,
@@ -11,6 +11,6 @@ from pragmatiq.kernels.varlen import (
 )
 
 __all__ = [
-    "BACKENDS", "TimeRoPE", "apply_rope", "backend_report", "dense_masked_attention", "refuse_reasons",
+    "BACKENDS", "TimeRoPE", "apply_rope", "backend_report", "exportable_attention", "padded_attention", "refuse_reasons",
     "rotate_half", "segment_ids", "segment_ids_dense", "select_backend", "varlen_attention",
 ]

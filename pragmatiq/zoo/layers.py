@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pragmatiq.kernels import apply_rope, dense_masked_attention, varlen_attention
+from pragmatiq.kernels import apply_rope, exportable_attention, varlen_attention
 
 
 def sinusoid(positions: torch.Tensor, d: int) -> torch.Tensor:
@@ -39,7 +39,7 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         p = self.attn_dropout if self.training else 0.0
         if self.exportable:
-            o = dense_masked_attention(q, k, v, cu, dropout_p=p)  # (N, H, D)
+            o = exportable_attention(q, k, v, cu, dropout_p=p)  # (N, H, D)
         else:
             o = varlen_attention(q, k, v, cu, max_seqlen, dropout_p=p, backend=self.backend)
         return self.proj(o.reshape(n, self.n_heads * self.head_dim))  # (N, d)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pragmatiq.kernels import (
-    BACKENDS, TimeRoPE, apply_rope, backend_report, dense_masked_attention, refuse_reasons, segment_ids,
+    BACKENDS, TimeRoPE, apply_rope, backend_report, exportable_attention, refuse_reasons, segment_ids,
     segment_ids_dense, select_backend, varlen_attention,
 )
 from tests.kernels._ragged import EVENT_LENGTHS, HISTORY_LENGTHS, ragged
@@ -84,7 +84,7 @@ def test_bad_inputs_and_unknown_backend():
 def test_dense_exportable_form_equals_varlen():
     q, k, v, do, cu, m = ragged(EVENT_LENGTHS + HISTORY_LENGTHS[:2])
     ref = varlen_attention(q, k, v, cu, m, backend="reference")
-    assert (dense_masked_attention(q, k, v, cu) - ref).abs().max().item() <= 1e-5
+    assert (exportable_attention(q, k, v, cu) - ref).abs().max().item() <= 1e-5
 
 
 def test_segment_ids_dense_equals_repeat_interleave():
@@ -145,3 +145,8 @@ def test_dropout_runs_and_drops(backend):
     a = varlen_attention(q, k, v, cu, m, dropout_p=0.5, backend=backend)
     b = varlen_attention(q, k, v, cu, m, backend=backend)
     assert a.shape == b.shape and not torch.allclose(a, b)
+
+
+def test_segment_ids_dense_with_empty_segments_at_both_ends():
+    cu = torch.tensor([0, 0, 2, 5, 5, 5], dtype=torch.int32)
+    assert segment_ids_dense(cu, 5).tolist() == segment_ids(cu, 5).tolist() == [1, 1, 2, 2, 2]
