@@ -8,6 +8,9 @@ Every command of the CLI calls one of these. Imports are lazy so that data-only 
     api.validate("data")
     api.tokenize("data", "tok", n_workers=2)
     api.pretrain("tok", "run", model_size="nano", config={"max_steps": 200}, runs_root="runs")
+    api.export("runs/run", "triton", "model_repository", variants=["onnx"])
+    with api.serve("model_repository") as server: ...      # a real Triton server
+    api.embed("data", "runs/run", "embeddings.parquet")
 """
 
 from __future__ import annotations
@@ -133,6 +136,92 @@ def quickstart(
 
     return run_quickstart(out, n_users=n_users, max_steps=max_steps, seed=seed,
                           n_workers=n_workers, progress=progress)
+
+
+def export(
+    run: PathLike,
+    target: str = "triton",
+    out: PathLike = "model_repository",
+    *,
+    variants=(),
+    device: str = "cpu",
+    instances: int = 1,
+    precision: str = "fp32",
+    dynamic_batching: bool = True,
+    name: str | None = None,
+    overwrite: bool = False,
+    progress=print,
+) -> dict:
+    """Compile `run` for `target` (triton, sagemaker, onnx, torchscript, pt2) into `out`.
+
+    Every variant is checked against the native model on random ragged batches before anything
+    is written; the results are in `out/parity.json` and returned."""
+    import json
+
+    from pragmatiq.export.sagemaker import export_sagemaker
+    from pragmatiq.export.targets import ExportError, export_triton, export_variant
+
+    out = Path(out)
+    if target == "triton":
+        export_triton(run, out, variants=variants, device=device, instances=instances, precision=precision,
+                      dynamic_batching=dynamic_batching, overwrite=overwrite, progress=progress)
+    elif target == "sagemaker":
+        export_sagemaker(run, out, name=name, variants=variants, device=device, instances=instances,
+                         overwrite=overwrite, progress=progress)
+    elif target in ("onnx", "torchscript", "pt2"):
+        export_variant(run, target, out, overwrite=overwrite)
+    else:
+        raise ExportError(f"unknown target {target!r}; choose from triton, sagemaker, onnx, torchscript, pt2")
+    return {"target": target, "out": str(out), "parity": json.loads((out / "parity.json").read_text())}
+
+
+def serve(repo: PathLike | None, *, http_port: int | None = None, grpc_port: int | None = None,
+          sagemaker_port: int | None = None, multi_model: bool = False, env: dict | None = None):
+    """A real Triton server for `repo` (not yet started: use it as a context manager or `.start()`).
+
+    With `sagemaker_port` only Triton's SageMaker frontend is served (`/ping`, `/invocations`,
+    and with `multi_model` the `/models` API)."""
+    from pragmatiq.serve.server import TritonServer
+
+    return TritonServer(repo, http_port=http_port, grpc_port=grpc_port, sagemaker_port=sagemaker_port,
+                        multi_model=multi_model, env=env)
+
+
+def embed(
+    src: PathLike,
+    run: PathLike,
+    out: PathLike = "embeddings.parquet",
+    *,
+    device: str = "cpu",
+    token_budget: int = 32768,
+    label: PathLike | None = None,
+    n_workers: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Embed every user of a data or token directory into a parquet of `user_id` + float32
+    `embedding`; histories cut at `eval_ts` with a label file; shards across torchrun ranks."""
+    from pragmatiq.serve.offline import embed_to_parquet
+
+    return embed_to_parquet(src, run, out, device=device, token_budget=token_budget, label=label,
+                            n_workers=n_workers, progress=progress)
+
+
+def embed_records(run: PathLike, records, *, device: str = "cpu"):
+    """Embed records in process (a list of the served request's records, or its JSON text):
+    returns ((n_users, d) float32 NumPy, user_ids), the numbers the Triton models serve."""
+    from pragmatiq.serve.offline import embed_records as _embed_records
+
+    return _embed_records(run, records, device=device)
+
+
+def bench_parity(run: PathLike, *, variants=("onnx", "torchscript"), events_per_user: int = 100,
+                 repeats: int = 20, threads: int = 1, log=print) -> list[dict]:
+    """Every available encoder variant on the same random ragged batches: max |Δ|, cosine,
+    p50/p99 latency for 1 and 64 users, users/s."""
+    from pragmatiq.export.bench import bench_parity as _bench
+
+    return _bench(run, variants=variants, events_per_user=events_per_user, repeats=repeats, threads=threads,
+                  log=log)
 
 
 def info() -> dict:

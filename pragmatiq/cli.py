@@ -178,19 +178,77 @@ def quickstart(out, n_users, max_steps, seed, n_workers) -> None:
                          n_workers=n_workers))
 
 
-@click.command()
+@cli.command()
+@click.option("--repo", type=click.Path(path_type=Path), default=None,
+              help="Model repository (from pragmatiq-export); with --sagemaker, an extracted model.tar.gz.")
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option("--sagemaker", is_flag=True, help="Serve Triton's SageMaker frontend (/ping, /invocations) instead.")
+@click.option("--multi-model", is_flag=True, help="With --sagemaker: the multi-model API (/models load/invoke/unload).")
+@click.option("--port", "sagemaker_port", type=int, default=8080, show_default=True,
+              help="With --sagemaker: the port (it binds every interface).")
+@click.option("--default-model", default="pragmatiq_embedder", show_default=True,
+              help="With --sagemaker: the model /invocations runs (SAGEMAKER_TRITON_DEFAULT_MODEL_NAME).")
+@_user_errors(extra=(RuntimeError,))
+def serve(repo, http_port, grpc_port, sagemaker, multi_model, sagemaker_port, default_model) -> None:
+    """Run a real Triton server until Ctrl-C or SIGTERM (loopback HTTP and gRPC by default)."""
+    from pragmatiq.serve.server import run_forever
+
+    if multi_model and not sagemaker:
+        raise ValueError("--multi-model is the SageMaker multi-model API: add --sagemaker")
+    if repo is None and not multi_model:
+        raise ValueError("--repo DIR is required (a model repository from pragmatiq-export)")
+    env = {"SAGEMAKER_TRITON_DEFAULT_MODEL_NAME": default_model} if sagemaker and not multi_model else {}
+    server = api.serve(None if multi_model else repo, http_port=None if sagemaker else http_port,
+                       grpc_port=None if sagemaker else grpc_port,
+                       sagemaker_port=sagemaker_port if sagemaker else None, multi_model=multi_model, env=env)
+    sys.exit(run_forever(server, log=lambda msg: click.echo(msg, err=True)))
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--target", required=True,
-              type=click.Choice(["triton", "onnx", "tensorrt", "torchscript", "pt2", "sagemaker"]))
-@click.option("--out", type=click.Path(path_type=Path), default=None)
-def export_cli(run_dir, target, out) -> None:
-    """Compile a trained run into deployable artifacts (checked for parity)."""
-    click.echo(
-        "error: the export toolchain is not available in this version of pragmatiq "
-        "(tracked as the export/serving issue)",
-        err=True,
-    )
-    sys.exit(2)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("embeddings.parquet"), show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (under torchrun: cuda).")
+@click.option("--token-budget", type=int, default=32768, show_default=True)
+@click.option("--label", type=click.Path(path_type=Path), default=None,
+              help="Label table with eval_ts: cut each user's history before it.")
+@click.option("--n-workers", type=int, default=1, show_default=True, help="Tokenizer workers (raw data only).")
+@_user_errors
+def embed(src, run_dir, out, device, token_budget, label, n_workers) -> None:
+    """Embed every user of SRC (data or token directory) into a parquet of user_id + embedding."""
+    import os
+
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    result = api.embed(src, run_dir, out, device=device, token_budget=token_budget, label=label,
+                       n_workers=n_workers)
+    if int(os.environ.get("RANK", 0)) == 0:
+        _emit(result)
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks of a trained run."""
+
+
+@bench.command("parity")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--variants", default="onnx,torchscript", show_default=True,
+              help="Variants beside the native model (onnx, torchscript, pt2).")
+@click.option("--events", "events_per_user", type=int, default=100, show_default=True)
+@click.option("--repeats", type=int, default=20, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@_user_errors
+def bench_parity(run_dir, variants, events_per_user, repeats, threads) -> None:
+    """Every available variant on the same random ragged batches, one table."""
+    from pragmatiq.export.bench import format_rows
+
+    kinds = tuple(v.strip() for v in variants.split(",") if v.strip())
+    rows = api.bench_parity(run_dir, variants=kinds, events_per_user=events_per_user, repeats=repeats,
+                            threads=threads, log=lambda msg: click.echo(msg, err=True))
+    click.echo(format_rows(rows), err=True)
+    _emit(rows)
 
 
 def _register_optional_groups() -> None:
@@ -207,6 +265,8 @@ def main() -> None:
 
 
 def export_main() -> None:
+    from pragmatiq.export.cli import export_cli
+
     export_cli()
 
 

@@ -74,12 +74,14 @@ def load_run_model(run_dir: str | Path, device: str = "cpu"):
 
 
 def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = None, users=None,
-                    device: str = "cpu", token_budget: int = 32768,
-                    progress: bool = False) -> tuple[list[str], np.ndarray]:
+                    device: str = "cpu", token_budget: int = 32768, progress: bool = False,
+                    rank: int = 0, world_size: int = 1) -> tuple[list[str], np.ndarray]:
     """Embed the users of a token directory -> `(user_ids sorted, (U, d) float32)`.
 
     `vocab`: the run's vocab.json; shards encoded with another vocabulary are refused.
-    `users`: embed only these user ids (default: all)."""
+    `users`: embed only these user ids (default: all).
+    `rank`, `world_size`: embed only this rank's share of the batches (a user may appear on two
+    ranks when the batches do not divide evenly; merge keeping the first)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import torch
@@ -92,14 +94,15 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
         wanted = pa.array(list(users), pa.string())
         subset = np.flatnonzero(pc.is_in(pa.array(ds.user_ids, pa.string()), value_set=wanted)
                                 .to_numpy(zero_copy_only=False))
-    sampler = TokenBudgetSampler(ds.costs[subset], token_budget=token_budget, shuffle=False)
+    sampler = TokenBudgetSampler(ds.costs[subset], token_budget=token_budget, shuffle=False, rank=rank,
+                                 world_size=world_size)
     ids: list[str] = []
     chunks: list[np.ndarray] = []
     it = sampler
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(sampler, desc="embed", unit="batch")
+        it = tqdm(sampler, desc="embed", unit="batch", total=len(sampler))
     with torch.inference_mode():
         for index in it:
             batch = collate(ds.read(subset[index].tolist()))

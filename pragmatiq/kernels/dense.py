@@ -47,7 +47,6 @@ def _grid_len(lengths: torch.Tensor) -> int:
     if torch.jit.is_scripting():
         return max(int(lengths.max()), 2)
     n = lengths.max().clamp(min=2).item()
-    torch._check_is_size(n)
     torch._check(n >= 2)
     return n
 

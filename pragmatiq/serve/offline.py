@@ -1,0 +1,117 @@
+"""Offline batch embedding: a dataset -> `embeddings.parquet` (`user_id`, float32 `embedding`).
+
+    embed_to_parquet("data", "runs/run", "embeddings.parquet")                 # one process
+    torchrun --nproc-per-node 4 -m pragmatiq embed data --run runs/run --out e.parquet
+
+The source is a token directory made with the run's vocabulary, or a raw data directory (it is
+tokenized with the run's vocabulary first). With a label file, histories are cut before each
+user's `eval_ts`, exactly as the probes do. Under torchrun every rank embeds its share of the
+token-budget batches into `OUT.part-<rank>.parquet`; rank 0 merges them and removes the parts.
+The numbers are the served path's: the same native forward on the same tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _barrier(world: int, device: str) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.barrier()
+
+
+def embeddings_table(user_ids: list[str], vectors: np.ndarray) -> pa.Table:
+    """(U,) ids + (U, d) float32 -> table with `user_id` string, `embedding` fixed-size list<float32>."""
+    d = vectors.shape[1] if vectors.ndim == 2 else 0
+    flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1), pa.float32())
+    return pa.table({"user_id": pa.array(user_ids, pa.string()),
+                     "embedding": pa.FixedSizeListArray.from_arrays(flat, d)})
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """An embeddings parquet -> (user_ids, (U, d) float32)."""
+    t = pq.read_table(path)
+    col = t.column("embedding").combine_chunks()
+    d = col.type.list_size
+    return t.column("user_id").to_pylist(), col.flatten().to_numpy().reshape(-1, d).astype(np.float32, copy=False)
+
+
+def merge_parts(parts: list[Path], out: Path) -> int:
+    """Concatenate part files, keep each user once (first part wins), sort by user_id."""
+    t = pa.concat_tables([pq.read_table(p) for p in parts])
+    ids = t.column("user_id").to_numpy(zero_copy_only=False)
+    _, first = np.unique(ids, return_index=True)  # sorted unique ids, first occurrence
+    pq.write_table(t.take(pa.array(first)), out, compression="zstd")
+    return len(first)
+
+
+def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, device: str = "cpu",
+                     token_budget: int = 32768, label: str | Path | None = None, n_workers: int = 1,
+                     progress: bool = True) -> dict:
+    """Embed every user of `src` with `run` into the parquet file `out`; returns a summary."""
+    from pragmatiq.eval.embedding import (
+        _run_vocab, embed_token_dir, is_data_dir, load_run_model, source_data_dir, tokenize_for_run)
+
+    src, run, out = Path(src), Path(run), Path(out)
+    rank, world = _world()
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such data or token directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tok = src
+    work = out.parent / f".{out.name}.tokens"
+    if label is not None or is_data_dir(src):
+        data_dir = src if is_data_dir(src) else source_data_dir(src)
+        if data_dir is None:
+            raise ValueError(f"{src}: cutting histories at eval_ts needs the raw data; this token directory's"
+                             " manifest does not name it, so pass the raw data directory")
+        tok = work
+        if rank == 0:
+            shutil.rmtree(work, ignore_errors=True)
+            tokenize_for_run(data_dir, run, work, cuts=label, n_workers=n_workers, progress=progress)
+    _barrier(world, device)
+    model = load_run_model(run, device)
+    ids, vectors = embed_token_dir(tok, model, vocab=_run_vocab(run), device=device, token_budget=token_budget,
+                                   progress=progress and rank == 0, rank=rank, world_size=world)
+    part = out.with_name(f"{out.name}.part-{rank}.parquet") if world > 1 else out
+    pq.write_table(embeddings_table(ids, vectors), part, compression="zstd")
+    _barrier(world, device)
+    n = len(ids)
+    if world > 1 and rank == 0:
+        parts = [out.with_name(f"{out.name}.part-{r}.parquet") for r in range(world)]
+        n = merge_parts(parts, out)
+        for p in parts:
+            p.unlink()
+    if rank == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    _barrier(world, device)
+    return {"out": str(out), "users": n, "dim": int(model.config.d_model), "world_size": world}
+
+
+def embed_records(run: str | Path, records, *, device: str = "cpu") -> tuple[np.ndarray, list[str]]:
+    """In-process embedding of records (the served request's JSON array, or its parsed list):
+    the same tokenizer and native forward as the Triton models -> ((U, d) float32, user_ids)."""
+    import json
+
+    from pragmatiq.export.runners import make_runner
+    from pragmatiq.export.targets import check_run
+    from pragmatiq.tokenizer import Vocab, records_to_batch
+
+    run = check_run(run)
+    if isinstance(records, (str, bytes)):
+        records = json.loads(records)
+    batch = records_to_batch(records, Vocab.load(run / "vocab.json"))
+    return make_runner("torch", run, device=device)(batch), list(batch.user_ids)

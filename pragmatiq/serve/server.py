@@ -1,0 +1,270 @@
+"""Start, await and stop a real Triton server.
+
+The server is the `tritonserver` on `PATH` (a stock Triton install) or, failing that, the one
+bundled in the `nvidia-pytriton` wheel (the `serve` extra). The bundled server needs three
+things its wheel does not arrange: the python backend stub for this Python beside
+`libtriton_python.so` (we assemble a private backends directory), the wheel's shared libraries
+and `libpython` on `LD_LIBRARY_PATH`, and this environment's `bin` first on `PATH` (the stub
+finds its interpreter through `python3`). Everything binds loopback except the SageMaker
+frontend, which always binds every interface (Triton has no address flag for it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pragmatiq._optional import MissingExtraError
+
+
+class ServerError(RuntimeError):
+    """The server could not be found, did not start, or died; the message holds its log tail."""
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    binary: Path
+    backends: Path | None  # backends directory to pass, None for the install's default
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the server
+    bundled: bool = False
+
+
+def free_port() -> int:
+    """An unused loopback TCP port (racy by nature; good enough for tests and local serving)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pytriton_root() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError(
+            "no tritonserver on PATH and the bundled one is missing: pip install 'pragmatiq[serve]'")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _bundled_backends(root: Path, into: Path) -> Path:
+    """A backends directory holding the python backend with this Python's stub beside it."""
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "tritonserver" / "python_backend_stubs" / py / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise ServerError(f"the bundled Triton has no python backend stub for Python {py} ({stub})")
+    src = root / "tritonserver" / "backends" / "python"
+    dst = into / "python"
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in (src / "libtriton_python.so", src / "triton_python_backend_utils.py", stub):
+        shutil.copy2(f, dst / f.name)
+    return into
+
+
+def find_triton(work_dir: Path) -> TritonInstall:
+    """The `tritonserver` on PATH, else the bundled one prepared under work_dir."""
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return TritonInstall(Path(on_path), None)
+    root = _pytriton_root()
+    binary = root / "tritonserver" / "bin" / "tritonserver"
+    if not binary.is_file():
+        raise ServerError(f"the nvidia-pytriton wheel has no server binary at {binary}")
+    libs = [str(root.parent / "nvidia_pytriton.libs"), str(sysconfig.get_config_var("LIBDIR"))]
+    old = os.environ.get("LD_LIBRARY_PATH")
+    env = {
+        "LD_LIBRARY_PATH": os.pathsep.join(libs + ([old] if old else [])),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    return TritonInstall(binary, _bundled_backends(root, work_dir / "backends"), env, bundled=True)
+
+
+def server_args(repo: Path | None, *, http_port: int | None, grpc_port: int | None,
+                sagemaker_port: int | None = None, multi_model: bool = False,
+                explicit: bool = False, log_verbose: int = 0) -> list[str]:
+    """Command-line flags (pure): loopback HTTP/gRPC, or the SageMaker frontend alone."""
+    args = ["--allow-metrics=false", "--disable-auto-complete-config", f"--log-verbose={log_verbose}",
+            "--exit-timeout-secs=10"]
+    if repo is not None:
+        args.append(f"--model-repository={repo}")
+    if sagemaker_port is not None:
+        args += ["--allow-sagemaker=true", f"--sagemaker-port={sagemaker_port}",
+                 "--allow-http=false", "--allow-grpc=false"]
+    else:
+        args += ["--http-address=127.0.0.1", "--grpc-address=127.0.0.1"]
+        args.append(f"--http-port={http_port}" if http_port else "--allow-http=false")
+        args.append(f"--grpc-port={grpc_port}" if grpc_port else "--allow-grpc=false")
+    if multi_model or explicit:
+        args.append("--model-control-mode=explicit")
+    if multi_model:
+        args.append("--model-namespacing=true")
+    return args
+
+
+def _get(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+class TritonServer:
+    """A Triton server process: `with TritonServer(repo) as s: s.http_url`.
+
+    Args:
+        repo: model repository (None with `multi_model`: models are loaded through the API).
+        http_port / grpc_port: 0 or None picks a free port; the SageMaker mode serves neither.
+        sagemaker_port: serve only Triton's SageMaker frontend (`/ping`, `/invocations`) here.
+        multi_model: SageMaker multi-model mode (explicit model control, namespacing).
+        env: extra environment for the server and its python models.
+        host: where clients reach the server (loopback unless run in another namespace).
+    """
+
+    def __init__(self, repo: str | Path | None, *, http_port: int | None = None,
+                 grpc_port: int | None = None, sagemaker_port: int | None = None,
+                 multi_model: bool = False, explicit: bool = False, env: dict | None = None,
+                 log_verbose: int = 0, host: str = "127.0.0.1"):
+        self.repo = Path(repo).resolve() if repo is not None else None
+        self.sagemaker = sagemaker_port is not None
+        self.sagemaker_port = (sagemaker_port or free_port()) if self.sagemaker else None
+        self.http_port = None if self.sagemaker else (http_port or free_port())
+        self.grpc_port = None if self.sagemaker else (grpc_port or free_port())
+        self.multi_model, self.explicit, self.log_verbose = multi_model, explicit, log_verbose
+        self.extra_env = dict(env or {})
+        self.host = host
+        self.proc: subprocess.Popen | None = None
+        self._work: tempfile.TemporaryDirectory | None = None
+        self.log_path: Path | None = None
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def sagemaker_url(self) -> str:
+        return f"http://{self.host}:{self.sagemaker_port}"
+
+    def command(self, install: TritonInstall) -> list[str]:
+        cmd = [str(install.binary)] + server_args(
+            self.repo, http_port=self.http_port, grpc_port=self.grpc_port,
+            sagemaker_port=self.sagemaker_port, multi_model=self.multi_model, explicit=self.explicit,
+            log_verbose=self.log_verbose)
+        if install.backends is not None:
+            cmd.append(f"--backend-directory={install.backends}")
+        return cmd
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, timeout: float = 180.0) -> "TritonServer":
+        if self.repo is not None and not self.repo.is_dir():
+            raise ServerError(f"model repository {self.repo} does not exist")
+        self._work = tempfile.TemporaryDirectory(prefix="pragmatiq-triton-")
+        work = Path(self._work.name)
+        install = find_triton(work)
+        env = {**os.environ, **install.env, **self.extra_env}
+        self.log_path = work / "tritonserver.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command(install), env=env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def ready(self) -> bool:
+        if self.sagemaker:
+            return _get(f"{self.sagemaker_url}/ping") == 200
+        return _get(f"{self.http_url}/v2/health/ready") == 200
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"tritonserver exited with status {self.proc.returncode}:\n{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.2)
+        raise ServerError(f"tritonserver was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit status."""
+        rc = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+            rc = self.proc.returncode
+        if self._work is not None:
+            self._work.cleanup()
+            self._work = None
+        return rc
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_forever(server: TritonServer, log=print) -> int:
+    """Start `server`, report its addresses, and stop it cleanly on Ctrl-C or SIGTERM.
+
+    Returns 0 after a requested stop, 1 when the server died on its own (its log tail is shown)."""
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    old = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        if server.sagemaker:
+            log(f"SageMaker frontend ready on port {server.sagemaker_port} (every interface):"
+                f" {server.sagemaker_url}/ping, /invocations" + (", /models" if server.multi_model else ""))
+        else:
+            log(f"Triton ready: HTTP {server.http_url}, gRPC {server.grpc_url} (loopback); Ctrl-C stops it")
+        while not stop["requested"]:
+            if server.proc.poll() is not None:
+                log(f"tritonserver exited with status {server.proc.returncode}:\n{server.log_tail()}")
+                return 1
+            time.sleep(0.2)
+        log("stopping Triton")
+        t0 = time.monotonic()
+        rc = server.stop()
+        log(f"Triton stopped (status {rc}) in {time.monotonic() - t0:.1f} s")
+        return 0
+    finally:
+        server.stop()
+        for s, handler in old.items():
+            signal.signal(s, handler)

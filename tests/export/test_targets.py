@@ -1,0 +1,93 @@
+"""pragmatiq-export: the Triton repository, standalone variants and SageMaker archives, each
+parity-checked with the real runtimes (onnxruntime, torch.jit, AOTInductor)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pragmatiq import api
+from pragmatiq.export.cli import export_cli
+from pragmatiq.export.parity import random_batches
+from pragmatiq.export.runners import make_runner
+from pragmatiq.export.targets import ExportError
+
+MODELS = {"pragmatiq_tokenizer", "pragmatiq_encoder", "pragmatiq_embedder", "pragmatiq_encoder_onnx",
+          "pragmatiq_embedder_onnx"}
+
+
+def test_triton_repository_is_self_contained(triton_repo):
+    assert {p.name for p in triton_repo.iterdir() if p.is_dir()} == MODELS
+    assert (triton_repo / "pragmatiq_tokenizer/1/vocab.json").is_file()
+    assert {p.name for p in (triton_repo / "pragmatiq_encoder/1").iterdir()} == {
+        "model.py", "model.safetensors", "model.json"}
+    assert (triton_repo / "pragmatiq_encoder_onnx/1/model.onnx").is_file()
+    assert not list(triton_repo.rglob("*.pt"))  # no pickles
+    parity = json.loads((triton_repo / "parity.json").read_text())
+    onnx, trt = parity["variants"]
+    assert onnx["variant"] == "onnx" and onnx["passed"] and onnx["max_abs"] <= 1e-4 and onnx["batches"] >= 5
+    assert trt["variant"] == "tensorrt" and "TensorRT is not installed" in trt["skipped"]
+    assert not [p for p in triton_repo.parent.iterdir() if p.name.startswith(".")]  # temp dir gone
+
+
+def test_served_onnx_file_matches_native(triton_repo, tiny_run):
+    ref, onnx = make_runner("torch", tiny_run), make_runner("onnx", triton_repo / "pragmatiq_encoder_onnx/1")
+    for batch in random_batches(ref.model.config.vocab_size, n=3, seed=5):
+        np.testing.assert_allclose(onnx(batch), ref(batch), atol=1e-4)
+
+
+@pytest.mark.parametrize("target", ["onnx", "torchscript", pytest.param("pt2", marks=pytest.mark.slow)])
+def test_standalone_targets_pass_parity(target, tiny_run, tmp_path):
+    result = api.export(tiny_run, target, tmp_path / target)
+    (variant,) = result["parity"]["variants"]
+    assert variant["variant"] == target and variant["passed"] and variant["max_abs"] <= 1e-4
+    assert {"model.json", "vocab.json", "parity.json"} <= {p.name for p in (tmp_path / target).iterdir()}
+    ref, runner = make_runner("torch", tiny_run), make_runner(target, tmp_path / target)
+    batch = random_batches(ref.model.config.vocab_size, n=2, seed=3)[1]
+    np.testing.assert_allclose(runner(batch), ref(batch), atol=1e-4)
+
+
+def test_refuses_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(ExportError, match="not a trained run .*model.safetensors"):
+        api.export(tmp_path, "triton", tmp_path / "out")
+
+
+def test_refuses_to_overwrite_without_force(tiny_run, tmp_path):
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="exists and is not empty; pass --force"):
+        api.export(tiny_run, "triton", out, progress=lambda m: None)
+    assert (out / "keep.txt").read_text() == "mine"
+    api.export(tiny_run, "triton", out, overwrite=True, progress=lambda m: None)
+    assert not (out / "keep.txt").exists() and (out / "pragmatiq_embedder/config.pbtxt").is_file()
+
+
+def test_unknown_variant_is_refused(tiny_run, tmp_path):
+    with pytest.raises(ExportError, match="unknown variant.*fp8"):
+        api.export(tiny_run, "triton", tmp_path / "r", variants=("fp8",))
+
+
+def test_sagemaker_archives(tiny_run, tmp_path):
+    api.export(tiny_run, "sagemaker", tmp_path / "sm", name="churn-v1", progress=lambda m: None)
+    single = tarfile.open(tmp_path / "sm/model.tar.gz").getnames()
+    assert "config.pbtxt" not in single  # no root config: the model directories are the root
+    assert {n.split("/")[0] for n in single} == {"pragmatiq_tokenizer", "pragmatiq_encoder", "pragmatiq_embedder"}
+    assert "pragmatiq_encoder/1/model.safetensors" in single
+    multi = tarfile.open(tmp_path / "sm/multi-model/churn-v1.tar.gz").getnames()
+    assert sorted(multi) == sorted(single)
+    assert json.loads((tmp_path / "sm/parity.json").read_text())["variants"] == []
+    with pytest.raises(ExportError, match="--name 'a b'"):
+        api.export(tiny_run, "sagemaker", tmp_path / "sm2", name="a b")
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path):
+    result = CliRunner().invoke(export_cli, ["--run", str(tmp_path), "--target", "onnx", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "not a trained run" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(export_cli, ["--run", str(tmp_path), "--target", "tensorrt"])
+    assert result.exit_code == 2 and "--variants tensorrt" in result.output
