@@ -2,9 +2,10 @@
 
     out/model.tar.gz          single-model endpoint: the model directories at the archive root
                               (no root config.pbtxt), for SAGEMAKER_TRITON_DEFAULT_MODEL_NAME=pragmatiq_embedder
-    out/multi-model/NAME.tar.gz   multi-model endpoint: the same repository, invoked with
-                              TargetModel=NAME.tar.gz; the container renames the ensemble to the
-                              target and model namespacing keeps each archive's steps apart
+    out/multi-model/NAME.tar.gz   multi-model endpoint: the native ensemble and its two steps,
+                              invoked with TargetModel=NAME.tar.gz; the container maps the
+                              ensemble to the target name and model namespacing keeps each
+                              archive's steps apart
     out/parity.json           the export's parity results (beside, not inside, the archives)
 """
 
@@ -17,14 +18,22 @@ import tempfile
 from pathlib import Path
 
 from pragmatiq.export.targets import ExportError, check_run, export_triton
+from pragmatiq.triton_models.configs import EMBEDDER, ENCODER, TOKENIZER
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
-def pack_repository(repo: str | Path, archive: str | Path) -> Path:
-    """tar.gz the model directories of `repo` at the archive root (sorted, owner-neutral)."""
+# A multi-model archive holds exactly one ensemble: the container maps the ensemble it finds to
+# the target model name (with several, which one it picks is unspecified).
+MULTI_MODEL_MODELS = (TOKENIZER, ENCODER, EMBEDDER)
+
+
+def pack_repository(repo: str | Path, archive: str | Path, models: tuple[str, ...] | None = None) -> Path:
+    """tar.gz the model directories of `repo` (all, or `models`) at the archive root (sorted,
+    owner-neutral)."""
     repo, archive = Path(repo), Path(archive)
-    models = sorted(p for p in repo.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file())
+    models = sorted(p for p in repo.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file()
+                    and (models is None or p.name in models))
     if not models:
         raise ExportError(f"{repo}: no model directories (config.pbtxt) to pack")
 
@@ -55,6 +64,6 @@ def export_sagemaker(run: str | Path, out: str | Path, *, name: str | None = Non
         if out.exists():
             shutil.rmtree(out)
         pack_repository(repo, out / "model.tar.gz")
-        pack_repository(repo, out / "multi-model" / f"{name}.tar.gz")
+        pack_repository(repo, out / "multi-model" / f"{name}.tar.gz", MULTI_MODEL_MODELS)
         shutil.copy2(repo / "parity.json", out / "parity.json")
     return out

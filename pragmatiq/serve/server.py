@@ -163,9 +163,9 @@ class TritonServer:
     def sagemaker_url(self) -> str:
         return f"http://{self.host}:{self.sagemaker_port}"
 
-    def command(self, install: TritonInstall) -> list[str]:
+    def command(self, install: TritonInstall, repo: Path | None = None) -> list[str]:
         cmd = [str(install.binary)] + server_args(
-            self.repo, http_port=self.http_port, grpc_port=self.grpc_port,
+            repo or self.repo, http_port=self.http_port, grpc_port=self.grpc_port,
             sagemaker_port=self.sagemaker_port, multi_model=self.multi_model, explicit=self.explicit,
             log_verbose=self.log_verbose)
         if install.backends is not None:
@@ -180,9 +180,13 @@ class TritonServer:
         work = Path(self._work.name)
         install = find_triton(work)
         env = {**os.environ, **install.env, **self.extra_env}
+        repo = self.repo
+        if repo is None:  # multi-model: models are loaded through the API; Triton still wants a repository
+            repo = work / "models"
+            repo.mkdir()
         self.log_path = work / "tritonserver.log"
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.command(install), env=env, stdout=log,
+            self.proc = subprocess.Popen(self.command(install, repo), env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self.wait_ready(timeout)

@@ -52,9 +52,12 @@ def instance_count(args: dict) -> int:
     return sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
 
 
-def error_response(message: str):
+def error_response(message: str, *, invalid_input: bool = True):
+    """An error answer for one request: INVALID_ARG (HTTP 400) for a bad request, else INTERNAL."""
     u = pb()
-    return u.InferenceResponse(output_tensors=[], error=u.TritonError(message))
+    code = getattr(u.TritonError, "INVALID_ARG" if invalid_input else "INTERNAL", None)
+    error = u.TritonError(message) if code is None else u.TritonError(message, code)
+    return u.InferenceResponse(output_tensors=[], error=error)
 
 
 def bytes_tensor(name: str, values: list[str]):

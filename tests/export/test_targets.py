@@ -91,3 +91,12 @@ def test_cli_reports_user_errors_in_one_line(tmp_path):
     assert "error:" in result.output and "not a trained run" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(export_cli, ["--run", str(tmp_path), "--target", "tensorrt"])
     assert result.exit_code == 2 and "--variants tensorrt" in result.output
+
+
+def test_multi_model_archive_holds_one_ensemble(triton_repo, tmp_path):
+    from pragmatiq.export.sagemaker import MULTI_MODEL_MODELS, pack_repository
+
+    names = tarfile.open(pack_repository(triton_repo, tmp_path / "m.tar.gz", MULTI_MODEL_MODELS)).getnames()
+    assert {n.split("/")[0] for n in names} == {"pragmatiq_tokenizer", "pragmatiq_encoder", "pragmatiq_embedder"}
+    everything = tarfile.open(pack_repository(triton_repo, tmp_path / "all.tar.gz")).getnames()
+    assert {n.split("/")[0] for n in everything} == MODELS and "parity.json" not in everything

@@ -21,8 +21,13 @@ class Tensor:
 
 
 class TritonError:
-    def __init__(self, message: str):
-        self._message = message
+    INTERNAL, INVALID_ARG = 13, 3
+
+    def __init__(self, message: str, code: int = INTERNAL):
+        self._message, self._code = message, code
+
+    def code(self) -> int:
+        return self._code
 
     def message(self) -> str:
         return self._message

@@ -51,6 +51,7 @@ def test_tokenizer_answers_good_requests_and_names_the_bad_ones(model_dirs, tiny
         _request(tiny_records), _request(tiny_records[2:3])])
     assert [r.has_error() for r in responses] == [False, True, True, True, True, False]
     assert "not valid JSON" in responses[1].error.message()
+    assert responses[1].error.code() == fake_pb.TritonError.INVALID_ARG
     assert "record 0.user_id" in responses[2].error.message()
     assert "record 0" in responses[3].error.message() and "ts" in responses[3].error.message()
     assert "5 users is over this model's limit of 4" in responses[4].error.message()
