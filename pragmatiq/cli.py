@@ -207,7 +207,8 @@ def serve(repo, http_port, grpc_port, sagemaker, multi_model, sagemaker_port, de
 
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--run", "--run-dir", "run_dir", type=click.Path(path_type=Path), required=True,
+              help="The trained run (under torchrun write --run-dir: torchrun claims --run).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("embeddings.parquet"), show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (under torchrun: cuda).")
 @click.option("--token-budget", type=int, default=32768, show_default=True)

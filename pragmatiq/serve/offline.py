@@ -1,11 +1,12 @@
 """Offline batch embedding: a dataset -> `embeddings.parquet` (`user_id`, float32 `embedding`).
 
     embed_to_parquet("data", "runs/run", "embeddings.parquet")                 # one process
-    torchrun --nproc-per-node 4 -m pragmatiq embed data --run runs/run --out e.parquet
+    torchrun --nproc-per-node 4 -m pragmatiq embed data --run-dir runs/run --out e.parquet
+    (under torchrun spell it --run-dir: torchrun takes --run for its own --run-path)
 
 The source is a token directory made with the run's vocabulary, or a raw data directory (it is
 tokenized with the run's vocabulary first). With a label file, histories are cut before each
-user's `eval_ts`, exactly as the probes do. Under torchrun every rank embeds its share of the
+user's `eval_ts`, exactly as the probes do, and only the labelled users are embedded. Under torchrun every rank embeds its share of the
 token-budget batches into `OUT.part-<rank>.parquet`; rank 0 merges them and removes the parts.
 The numbers are the served path's: the same native forward on the same tokens.
 """
@@ -84,8 +85,10 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
             tokenize_for_run(data_dir, run, work, cuts=label, n_workers=n_workers, progress=progress)
     _barrier(world, device)
     model = load_run_model(run, device)
-    ids, vectors = embed_token_dir(tok, model, vocab=_run_vocab(run), device=device, token_budget=token_budget,
-                                   progress=progress and rank == 0, rank=rank, world_size=world)
+    users = None if label is None else pq.read_table(label, columns=["user_id"]).column("user_id").to_pylist()
+    ids, vectors = embed_token_dir(tok, model, vocab=_run_vocab(run), users=users, device=device,
+                                   token_budget=token_budget, progress=progress and rank == 0, rank=rank,
+                                   world_size=world)
     part = out.with_name(f"{out.name}.part-{rank}.parquet") if world > 1 else out
     pq.write_table(embeddings_table(ids, vectors), part, compression="zstd")
     _barrier(world, device)
