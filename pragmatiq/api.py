@@ -129,13 +129,15 @@ def quickstart(
     max_steps: int | None = None,
     seed: int = 0,
     n_workers: int = 2,
+    serve: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Synthesize -> validate -> tokenize -> pretrain nano -> probe, in `out`."""
+    """Synthesize -> validate -> tokenize -> pretrain nano -> probe -> export -> serve the
+    tutorial's request through a real Triton server (`serve=False` stops after the probes), in `out`."""
     from pragmatiq.quickstart import run_quickstart
 
     return run_quickstart(out, n_users=n_users, max_steps=max_steps, seed=seed,
-                          n_workers=n_workers, progress=progress)
+                          n_workers=n_workers, serve=serve, progress=progress)
 
 
 def export(

@@ -171,11 +171,13 @@ def _data_dir_of(tok_dir: Path) -> Path:
 @click.option("--max-steps", type=int, default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--n-workers", type=int, default=2, show_default=True)
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Export the run and answer the tutorial's request through a real Triton server.")
 @_user_errors
-def quickstart(out, n_users, max_steps, seed, n_workers) -> None:
-    """Synthetic bank -> validate -> tokenize -> pretrain nano -> probes, end to end."""
+def quickstart(out, n_users, max_steps, seed, n_workers, serve) -> None:
+    """Synthetic bank -> validate -> tokenize -> pretrain nano -> probes -> export -> served request."""
     _emit(api.quickstart(out, n_users=n_users, max_steps=max_steps, seed=seed,
-                         n_workers=n_workers))
+                         n_workers=n_workers, serve=serve))
 
 
 @cli.command()

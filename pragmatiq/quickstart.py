@@ -1,4 +1,5 @@
-"""The quickstart: synthetic bank -> validate -> tokenize -> pretrain nano -> probes.
+"""The quickstart: synthetic bank -> validate -> tokenize -> pretrain nano -> probes -> export
+-> a real Triton server answering the tutorial's request (checked against in-process embedding).
 
 Each stage is timed; the result is plain data (paths, timings, probe table) and a summary
 table goes to stderr.
@@ -32,6 +33,7 @@ def run_quickstart(
     max_steps: int | None = None,
     seed: int = 0,
     n_workers: int = 2,
+    serve: bool = True,
     progress: bool = True,
 ) -> dict:
     out = Path(out)
@@ -63,10 +65,22 @@ def run_quickstart(
 
     for task in PROBE_TASKS:
         print(format_probe_table(probes[task]), file=sys.stderr)
-    return {
-        "data": str(data),
-        "tok": str(tok),
-        "run": str(run),
-        "timings_s": timings,
-        "probes": probes,
-    }
+    result = {"data": str(data), "tok": str(tok), "run": str(run), "timings_s": timings, "probes": probes}
+    if serve:
+        result |= _export_and_serve(data, run, out / "model_repository", timings)
+    return result
+
+
+def _say(msg: str) -> None:
+    print(f"[quickstart] {msg}", file=sys.stderr, flush=True)
+
+
+def _export_and_serve(data: Path, run: Path, repo: Path, timings: dict) -> dict:
+    from pragmatiq.data.records import records_from_data
+    from pragmatiq.serve.check import serve_and_check
+
+    with _stage("export", timings):
+        api.export(run, "triton", repo, overwrite=True, progress=_say)
+    with _stage("serve", timings):
+        served = serve_and_check(repo, run, records_from_data(data, limit=8), log=_say)
+    return {"model_repository": str(repo), "served": served}

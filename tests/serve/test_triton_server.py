@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from pragmatiq import api
+from pragmatiq.serve.example import TUTORIAL_BODY, tutorial_records
 
 requests = pytest.importorskip("requests")
 pytest.importorskip("tritonclient.http")
@@ -24,15 +25,7 @@ pytest.importorskip("pytriton")
 
 pytestmark = pytest.mark.triton
 
-TUTORIAL_BODY = (
-    '{"inputs":[{"name":"records_json","shape":[1],"datatype":"BYTES","data":["[{\\"user_id\\":\\"u1\\",'
-    '\\"events\\":[{\\"ts\\":1718200000000000,\\"source\\":\\"transaction\\",\\"fields\\":{\\"amount\\":'
-    '\\"42.50\\",\\"merchant\\":\\"TESCO\\"}}],\\"attributes\\":{\\"country\\":\\"GB\\"},\\"lifelong\\":[]}]"]}]}')
 DEPLOY = Path(__file__).parents[2] / "deploy/triton/model_repository"
-
-
-def tutorial_records() -> list[dict]:
-    return json.loads(json.loads(TUTORIAL_BODY)["inputs"][0]["data"][0])
 
 
 def body(records) -> dict:
