@@ -34,6 +34,11 @@ def bench_parity(run: str | Path, *, variants=("onnx", "torchscript"), events_pe
     """Rows of {variant, max_abs, min_cosine, p50/p99 ms at 1 and 64 users, users_per_s}."""
     import torch
 
+    from pragmatiq.export.targets import tensorrt_status
+
+    unknown = [v for v in variants if v not in EXPORTERS and v != "tensorrt"]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(EXPORTERS)}, tensorrt")
     torch.set_num_threads(threads)
     run = check_run(run)
     ref = make_runner("torch", run)
@@ -46,6 +51,9 @@ def bench_parity(run: str | Path, *, variants=("onnx", "torchscript"), events_pe
     with tempfile.TemporaryDirectory(prefix="pragmatiq-bench-") as tmp:
         for kind in ("torch",) + tuple(variants):
             row: dict = {"variant": kind}
+            if kind == "tensorrt":
+                rows.append(tensorrt_status())
+                continue
             try:
                 runner = ref
                 if kind != "torch":

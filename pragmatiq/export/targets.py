@@ -85,7 +85,7 @@ def _build_variant(kind: str, ref, dst: Path, batches) -> dict:
     return result.to_dict()
 
 
-def _tensorrt_status() -> dict:
+def tensorrt_status() -> dict:
     from pragmatiq._optional import available
 
     if not available("tensorrt"):
@@ -129,7 +129,7 @@ def export_triton(run: str | Path, out: str | Path = "model_repository", *, vari
         batches = _parity_batches(ref)
         for kind in variants:
             if kind == "tensorrt":
-                status = _tensorrt_status()
+                status = tensorrt_status()
                 progress(f"tensorrt: skipped: {status['skipped']}")
                 parity["variants"].append(status)
                 continue
