@@ -42,3 +42,15 @@ def write_result(name: str, payload: dict) -> Path:
 def table(rows: list[tuple]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def quick_run(root: Path, size: str, n_users: int) -> tuple[Path, Path]:
+    """A synthetic book under root/data and a `size` run trained for one step (speed does not
+    depend on the weights) -> (data_dir, run_dir)."""
+    from pragmatiq import api
+
+    api.synthesize({"n_users": n_users, "seed": 0}, out=root / "data", n_workers=2, progress=False)
+    api.tokenize(root / "data", root / "tok", n_workers=2, progress=False)
+    run = api.pretrain(root / "tok", "bench", model_size=size, progress=False, runs_root=root,
+                       config={"max_steps": 1, "token_budget": 4096, "eval_every": 0, "checkpoint_every": 10**9})
+    return root / "data", run

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import quick_run, write_result  # noqa: E402
 
 from pragmatiq import api  # noqa: E402
 from pragmatiq.export.bench import format_rows  # noqa: E402
@@ -28,10 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        api.synthesize({"n_users": 100, "seed": 0}, out=tmp / "data", n_workers=2, progress=False)
-        api.tokenize(tmp / "data", tmp / "tok", n_workers=2, progress=False)
-        run = api.pretrain(tmp / "tok", "bench", model_size=args.size, progress=False, runs_root=tmp,
-                           config={"max_steps": 1, "token_budget": 4096, "eval_every": 0, "checkpoint_every": 10**9})
+        _, run = quick_run(tmp, args.size, n_users=100)
         rows = api.bench_parity(run, variants=tuple(args.variants.split(",")), events_per_user=args.events,
                                 repeats=args.repeats, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
     print(format_rows(rows))

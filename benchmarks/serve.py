@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write_result  # noqa: E402
+from _common import quick_run, table, write_result  # noqa: E402
 
 from pragmatiq import api  # noqa: E402
 from pragmatiq.data.records import records_from_data  # noqa: E402
@@ -94,11 +94,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        api.synthesize({"n_users": 200, "seed": 0}, out=tmp / "data", n_workers=2, progress=False)
-        api.tokenize(tmp / "data", tmp / "tok", n_workers=2, progress=False)
-        run = api.pretrain(tmp / "tok", "bench", model_size=args.size, progress=False, runs_root=tmp,
-                           config={"max_steps": 1, "token_budget": 4096, "eval_every": 0, "checkpoint_every": 10**9})
-        user = user_with_events(tmp / "data", args.events)
+        data, run = quick_run(tmp, args.size, n_users=200)
+        user = user_with_events(data, args.events)
         users = [dict(user, user_id=f"c{i}") for i in range(args.concurrency)]
         rows = {"in_process": in_process(run, user, users, args.requests)}
         for name, batching in (("triton_dynamic_batching", True), ("triton_no_batching", False)):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pragmatiq.tokenizer.records import RecordError
 from pragmatiq.triton_models import runtime
 from pragmatiq.triton_models.packed_io import EMBEDDINGS, RECORDS, USER_IDS
 from pragmatiq.triton_models.tokenizer_model import TokenizerStep
@@ -46,14 +45,10 @@ class TritonPythonModel:
 
     def execute(self, requests):
         u = runtime.pb()
-        responses = []
-        for request in requests:
-            try:
-                batch = self.step.batch(u.get_input_tensor_by_name(request, RECORDS).as_numpy())
-            except RecordError as e:
-                responses.append(runtime.error_response(str(e)))
-                continue
-            emb = self.runner(batch)
-            responses.append(u.InferenceResponse([u.Tensor(EMBEDDINGS, emb),
-                                                  runtime.bytes_tensor(USER_IDS, batch.user_ids)]))
-        return responses
+
+        def respond(request):
+            batch = self.step.batch(u.get_input_tensor_by_name(request, RECORDS).as_numpy())
+            emb = self.runner(batch)  # (U, d) float32
+            return u.InferenceResponse([u.Tensor(EMBEDDINGS, emb), runtime.bytes_tensor(USER_IDS, batch.user_ids)])
+
+        return runtime.per_request(requests, respond)

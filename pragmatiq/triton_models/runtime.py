@@ -64,3 +64,17 @@ def bytes_tensor(name: str, values: list[str]):
     import numpy as np
 
     return pb().Tensor(name, np.array([v.encode() for v in values], dtype=np.object_))
+
+
+def per_request(requests, respond) -> list:
+    """`respond(request)` for each request; a RecordError (bad input) becomes that request's
+    error response and the others are still answered."""
+    from pragmatiq.tokenizer.records import RecordError
+
+    out = []
+    for request in requests:
+        try:
+            out.append(respond(request))
+        except RecordError as e:
+            out.append(error_response(str(e)))
+    return out

@@ -6,7 +6,6 @@ response naming the record and field; the other requests of the same call are un
 
 from __future__ import annotations
 
-from pragmatiq.tokenizer.records import RecordError
 from pragmatiq.triton_models import runtime
 from pragmatiq.triton_models.packed_io import RECORDS, batch_to_arrays
 from pragmatiq.triton_models.records_io import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_USERS, parse_records_json
@@ -37,13 +36,9 @@ class TritonPythonModel:
 
     def execute(self, requests):
         u = runtime.pb()
-        responses = []
-        for request in requests:
-            try:
-                batch = self.step.batch(u.get_input_tensor_by_name(request, RECORDS).as_numpy())
-            except RecordError as e:
-                responses.append(runtime.error_response(str(e)))
-                continue
-            arrays = batch_to_arrays(batch)
-            responses.append(u.InferenceResponse([u.Tensor(k, v) for k, v in arrays.items()]))
-        return responses
+
+        def respond(request):
+            batch = self.step.batch(u.get_input_tensor_by_name(request, RECORDS).as_numpy())
+            return u.InferenceResponse([u.Tensor(k, v) for k, v in batch_to_arrays(batch).items()])
+
+        return runtime.per_request(requests, respond)
