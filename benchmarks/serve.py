@@ -12,7 +12,6 @@ Measured: p50/p99 latency of one user with `--events` events, sequentially; user
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
