@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import yaml
 
@@ -52,11 +55,11 @@ def load_tokenizer_config(config=None) -> TokenizerConfig:
     values: dict = {}
     source = "configs/data/tokenizer.yaml"
     if config is None or isinstance(config, dict):
-        values = yaml.safe_load(config_path(source).read_text()) or {}
+        values = read_yaml(config_path(source))
         values.update(config or {})
     elif isinstance(config, (str, os.PathLike)):
         source = str(config)
-        values = yaml.safe_load(config_path(config).read_text()) or {}
+        values = read_yaml(config_path(config))
     else:
         raise TypeError(f"tokenizer config must be a dict, a YAML path or None, not {type(config)}")
     valid = {f.name for f in dataclasses.fields(TokenizerConfig)}
@@ -64,3 +67,15 @@ def load_tokenizer_config(config=None) -> TokenizerConfig:
     if unknown:
         raise ValueError(f"{source}: unknown tokenizer config key(s) {unknown}; valid keys: {sorted(valid)}")
     return TokenizerConfig(**values)
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file's mapping (a fresh copy), parsed once per (path, mtime, size): the serving
+    path resolves the defaults on every request."""
+    st = path.stat()
+    return copy.deepcopy(_parse_yaml(str(path.resolve()), st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=16)
+def _parse_yaml(path: str, mtime_ns: int, size: int) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}

@@ -4,7 +4,7 @@ Vectorized over Arrow/NumPy columns: the work loops over *keys* (a few dozen), n
 events or fields. Shapes: U users, E events, F fields, T event tokens, P profile tokens.
 
 A row (one per user) holds list columns: event tokens (key_ids, value_ids, positions), per
-event (n_tokens, tau, hour, dow, dom) and profile tokens (ids, positions, tau); see ROW_SCHEMA.
+event (n_tokens, tau, hour, dow, dom) and profile tokens (ids, positions, tau); see rows.ROW_SCHEMA.
 """
 
 from __future__ import annotations
@@ -20,39 +20,13 @@ from pragmatiq.tokenizer.config import TokenizerConfig
 from pragmatiq.tokenizer.fields import flatten_kv
 from pragmatiq.tokenizer.segments import ranks, starts
 from pragmatiq.tokenizer.numeric import bucketize, parse_numbers
+from pragmatiq.tokenizer.rows import columns_table, user_columns
 from pragmatiq.tokenizer.text import encode_pieces
 from pragmatiq.tokenizer.timefeat import calendar, tau
 from pragmatiq.tokenizer.vocab import (LIFELONG_PREFIX, PRESENT, PROFILE_PREFIX, SOURCE_KEY, UNK,
                                        Vocab)
 
 NO_CUT = np.iinfo(np.int64).max
-
-_L = pa.list_
-ROW_SCHEMA = pa.schema([
-    ("user_id", pa.string()),
-    ("n_events", pa.int32()),
-    ("n_tokens", pa.int32()),
-    ("n_profile", pa.int32()),
-    ("cost", pa.int32()),
-    ("key_ids", _L(pa.int32())),
-    ("value_ids", _L(pa.int32())),
-    ("positions", _L(pa.int8())),
-    ("event_ntok", _L(pa.int8())),
-    ("event_tau", _L(pa.float32())),
-    ("event_hour", _L(pa.int8())),
-    ("event_dow", _L(pa.int8())),
-    ("event_dom", _L(pa.int8())),
-    ("profile_key_ids", _L(pa.int32())),
-    ("profile_value_ids", _L(pa.int32())),
-    ("profile_positions", _L(pa.int8())),
-    ("profile_tau", _L(pa.float32())),
-])
-TEXT_FIELDS = [("text_index", _L(pa.int32())), ("texts", _L(pa.string()))]
-
-
-def row_schema(nemotron: bool) -> pa.Schema:
-    return pa.schema(list(ROW_SCHEMA) + (TEXT_FIELDS if nemotron else []))
-
 
 @dataclass
 class UnkCounter:
@@ -87,76 +61,84 @@ class Tokens:
     texts: np.ndarray | None = None  # (F,) object: raw string of Nemotron sentinels, else None
 
 
-def encode_values(keys: pa.Array, values: pa.Array, vocab: Vocab, config: TokenizerConfig,
-                  unk: UnkCounter) -> Tokens:
-    """F (key, value) string pairs -> tokens, one vectorized pass per distinct key."""
-    f = len(keys)
-    names = np.asarray(vocab.key_names, dtype=object)
+def key_index(keys: pa.Array, vocab: Vocab) -> np.ndarray:
+    """(F,) position of every key in `vocab.key_names`, -1 for a key the vocabulary lacks."""
     kidx = pc.index_in(keys, value_set=pa.array(vocab.key_names, pa.string()))
-    kidx = pc.fill_null(kidx, -1).to_numpy(zero_copy_only=False).astype(np.int64)  # (F,)
-    key_id = np.full(f, UNK, np.int64)
+    return pc.fill_null(kidx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def key_ids_of(kidx: np.ndarray, vocab: Vocab) -> np.ndarray:
+    """(F,) `key_index` positions -> key ids, [UNK] for a key the vocabulary lacks."""
+    return np.append(vocab.key_ids, UNK)[kidx]  # kidx -1 picks the [UNK] at the end
+
+
+def group_by_code(codes: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stable grouping of F small codes in [-1, n_codes): -> (order (F,), bounds (n_codes+2,));
+    the entries with code c are order[bounds[c+1]:bounds[c+2]] (c = -1 first). A radix sort."""
+    shifted = codes + 1
+    dtype = np.uint16 if n_codes < np.iinfo(np.uint16).max else np.int64
+    order = np.argsort(shifted.astype(dtype), kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(shifted, minlength=n_codes + 1))]
+    return order, bounds
+
+
+def encode_values(keys: pa.Array, values: pa.Array, vocab: Vocab, config: TokenizerConfig,
+                  unk: UnkCounter, kidx: np.ndarray | None = None,
+                  order: np.ndarray | None = None) -> Tokens:
+    """F (key, value) string pairs -> tokens, one vectorized pass per distinct key.
+
+    `kidx` (F,): the `key_index` of `keys`, when the caller has it already. `order` (F,): a
+    permutation; entry i of the result is then pair order[i] (the strings are never permuted)."""
+    f = len(keys)
+    names = vocab.key_names
+    kidx = key_index(keys, vocab) if kidx is None else kidx
+    source_of = (lambda idx: idx) if order is None else (lambda idx: order[idx])  # noqa: E731
+    kidx = kidx if order is None else kidx[order]
+    key_id = key_ids_of(kidx, vocab)  # (F,)
     n_tok = np.ones(f, np.int64)
-    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entries, vids, pos)
+    entry_vid = np.full(f, UNK, np.int64)  # (F,) the value id of every one-token entry
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # text: (entries, n, piece ids)
     texts = np.full(f, None, dtype=object) if config.nemotron else None
-    unknown = np.flatnonzero(kidx < 0)
+    groups, bounds = group_by_code(kidx, len(names))
+    unknown = groups[bounds[0]:bounds[1]]
     if len(unknown):
-        for k, c in zip(*np.unique(keys.take(pa.array(unknown)).to_numpy(zero_copy_only=False),
+        for k, c in zip(*np.unique(keys.take(pa.array(source_of(unknown))).to_numpy(zero_copy_only=False),
                                    return_counts=True)):
             unk.add("unknown-key", str(k), c)
-        groups.append((unknown, np.full(len(unknown), UNK, np.int64), np.zeros(len(unknown), np.int64)))
-    order = np.argsort(kidx, kind="stable")
-    sorted_k = kidx[order]
-    bounds = np.flatnonzero(np.r_[True, sorted_k[1:] != sorted_k[:-1], True]) if f else np.zeros(1, int)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        k = sorted_k[a]
-        if k < 0:
-            continue
-        idx = order[a:b]
+    for k in np.flatnonzero(np.diff(bounds[1:])):
+        idx = groups[bounds[k + 1]:bounds[k + 2]]  # (F_k,) entries of key k, in entry order
         spec = vocab.keys[names[k]]
-        key_id[idx] = spec.key_id
-        vals = values.take(pa.array(idx))
+        vals = values.take(pa.array(source_of(idx)))
         if spec.kind == "numeric":
             x, ok = parse_numbers(vals)
-            vids = np.where(ok, spec.offset + bucketize(x, vocab.edges[spec.name]), UNK)
+            entry_vid[idx] = np.where(ok, spec.offset + bucketize(x, vocab.edges[spec.name]), UNK)
             unk.add("bad-number", spec.name, int((~ok).sum()))
-            groups.append((idx, vids, np.zeros(len(idx), np.int64)))
         elif spec.kind == "categorical":
-            j = pc.index_in(vals, value_set=pa.array(spec.values or [], pa.string()))
+            j = pc.index_in(vals, value_set=vocab.value_set(spec.name))
             jn = pc.fill_null(j, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-            vids = np.where(jn >= 0, spec.offset + jn, UNK)
+            entry_vid[idx] = np.where(jn >= 0, spec.offset + jn, UNK)
             miss = np.flatnonzero(jn < 0)
             if len(miss):
                 unk.add("unseen-value", spec.name, len(miss), str(vals[int(miss[0])]))
-            groups.append((idx, vids, np.zeros(len(idx), np.int64)))
         elif config.nemotron:
             strings = pc.fill_null(vals, "").to_numpy(zero_copy_only=False)
             empty = strings == ""
-            vids = np.where(empty, UNK, spec.offset)
+            entry_vid[idx] = np.where(empty, UNK, spec.offset)
             texts[idx[~empty]] = strings[~empty]
-            groups.append((idx, vids, np.zeros(len(idx), np.int64)))
         else:
-            n, ids = encode_pieces(vocab.bpe, vals, config.max_text_pieces)
+            n, ids = encode_pieces(vocab.bpe, vals, config.max_text_pieces, vocab.piece_cache)
             unk.add("empty-text", spec.name, int((n == 0).sum()))
-            n_tok[idx] = np.maximum(n, 1)
-            vids = np.full(int(n_tok[idx].sum()), UNK, np.int64)
-            pos = np.zeros(len(vids), np.int64)
-            first = starts(n_tok[idx])
-            nz = n > 0
-            within = ranks(n)
-            slot = np.repeat(first[nz], n[nz]) + within
-            vids[slot] = vocab.bpe_offset + ids
-            pos[slot] = within
-            groups.append((idx, vids, pos))
-    # scatter each group's tokens into entry order
-    first = starts(n_tok)
-    value_ids = np.zeros(int(n_tok.sum()), np.int64)
+            n_tok[idx] = np.maximum(n, 1)  # an empty text is one [UNK]
+            pieces.append((idx, n, ids))
+    # one token per entry, then the text entries' pieces written over their slots
+    value_ids = np.repeat(entry_vid, n_tok)  # (T,)
     positions = np.zeros_like(value_ids)
-    for idx, vids, pos in groups:
-        n = n_tok[idx]
+    first = starts(n_tok)
+    for idx, n, ids in pieces:
         within = ranks(n)
         slot = np.repeat(first[idx], n) + within
-        value_ids[slot] = vids
-        positions[slot] = pos
+        value_ids[slot] = vocab.bpe_offset + ids
+        positions[slot] = within
     return Tokens(key_id, n_tok, value_ids, positions, texts)
 
 
@@ -187,6 +169,27 @@ def _segment_rank(seg: np.ndarray, n_seg: int) -> np.ndarray:
     return np.arange(len(seg)) - np.repeat(starts(counts), counts)
 
 
+def _key_position(vocab: Vocab, key: str) -> int:
+    """Position of `key` in `vocab.key_names`, -1 if absent."""
+    return vocab.key_names.index(key) if key in vocab.keys else -1
+
+
+def entry_order(erow: np.ndarray, key_id: np.ndarray, n_fields: np.ndarray) -> np.ndarray:
+    """The entries of E events, E sources followed by F fields (`erow` (F,) their events, in
+    event order; `key_id` (F,)), put in token order: per event its source, then its fields by
+    key id (stable). -> (E+F,) entry index at every position."""
+    e, f = len(n_fields), len(erow)
+    fields = np.arange(f)
+    if f > 1:
+        code = erow * (int(key_id.max()) + 1) + key_id  # (F,)
+        if not np.all(code[1:] >= code[:-1]):  # usually sorted already, or nearly: a merge sort
+            fields = np.argsort(code, kind="stable")
+    order = np.empty(e + f, np.int64)
+    order[np.arange(e) + starts(n_fields)] = np.arange(e)  # a source after earlier events' fields
+    order[np.arange(f) + erow + 1] = e + fields  # sorted field j: after the sources so far
+    return order
+
+
 def _ts_us(column) -> np.ndarray:
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_timestamp(col.type):
@@ -198,11 +201,18 @@ def _ts_us(column) -> np.ndarray:
 def encode_users(events: pa.Table, profiles: pa.Table, vocab: Vocab, config: TokenizerConfig,
                  cuts: dict[str, int] | None = None, unk: UnkCounter | None = None) -> pa.Table:
     """Encode the users of `events` (contiguous, time-ordered) followed by the users of
-    `profiles` that have no events, into one row per user (ROW_SCHEMA).
+    `profiles` that have no events, into one row per user (rows.ROW_SCHEMA).
 
     `cuts` maps user_id -> cut time in µs since the epoch: only events with ts < cut are kept,
     tau is measured to the cut and lifelong milestones at or after it are dropped.
     """
+    return columns_table(encode_columns(events, profiles, vocab, config, cuts, unk))
+
+
+def encode_columns(events: pa.Table, profiles: pa.Table, vocab: Vocab, config: TokenizerConfig,
+                   cuts: dict[str, int] | None = None, unk: UnkCounter | None = None) -> dict:
+    """`encode_users` before the Arrow table: the U users' columns as NumPy, name -> (U,)
+    values for a scalar column, name -> (counts (U,), flat values) for a list column."""
     unk = unk if unk is not None else UnkCounter()
     ev_users = pc.cast(events.column("user_id"), pa.string()).combine_chunks()
     enc = pc.dictionary_encode(ev_users)
@@ -227,8 +237,8 @@ def encode_users(events: pa.Table, profiles: pa.Table, vocab: Vocab, config: Tok
         rank = _segment_rank(kept_user, n_users)
         rank_from_end[keep] = counts[kept_user] - 1 - rank
     keep &= rank_from_end < config.max_events
-    kidx = np.flatnonzero(keep)
-    eu, ts = eu[kidx], ts[kidx]
+    kept = np.flatnonzero(keep)  # (E,) rows of the events kept
+    eu, ts = eu[kept], ts[kept]
     n_events = np.bincount(eu, minlength=n_users)  # (U,)
     latest = np.full(n_users, NO_CUT, np.int64)
     if len(eu):
@@ -239,31 +249,30 @@ def encode_users(events: pa.Table, profiles: pa.Table, vocab: Vocab, config: Tok
     event_tau = tau((ref[eu] - ts) / 1e6) if len(eu) else np.zeros(0, np.float32)
     hour, dow, dom = calendar(ts, config.calendar_tz)
 
-    # ---- event tokens: source first, then fields sorted by key id
-    sel = pa.array(kidx)
-    source = pc.cast(events.column("source"), pa.string()).combine_chunks().take(sel)
-    src = encode_values(pa.array([SOURCE_KEY] * len(source), pa.string()), pc.fill_null(source, ""),
-                        vocab, config, unk)
-    erow, fkeys, fvals = flatten_kv(events.column("fields").combine_chunks().take(sel))
-    fld = encode_values(fkeys, fvals, vocab, config, unk)
-    ent = _concat(src, fld)
-    ent_event = np.concatenate([np.arange(len(kidx)), erow])
-    ent_rank = np.concatenate([np.zeros(len(kidx), np.int64), 1 + fld.key_id])  # source first
-    perm = np.lexsort((ent_rank, ent_event))
-    ent, _ = _reorder(ent, perm)
-    ent_event = ent_event[perm]
-    tok_event = np.repeat(ent_event, ent.n_tok)  # (T0,)
-    tok_key = np.repeat(ent.key_id, ent.n_tok)
-    within = _segment_rank(tok_event, len(kidx))
+    # ---- event tokens: per event its source, then its fields sorted by key id
+    e = len(kept)
+    sel = (lambda col: col) if e == len(keep) else (lambda col: col.take(pa.array(kept)))  # noqa: E731
+    source = pc.fill_null(sel(pc.cast(events.column("source"), pa.string()).combine_chunks()), "")
+    erow, fkeys, fvals = flatten_kv(sel(events.column("fields").combine_chunks()))
+    fk = key_index(fkeys, vocab)
+    n_fields = np.bincount(erow, minlength=e)  # (E,)
+    order = entry_order(erow, key_ids_of(fk, vocab), n_fields)  # (E+F,) sources, then fields
+    ent = encode_values(pa.concat_arrays([pa.repeat(pa.scalar(SOURCE_KEY, pa.string()), e), fkeys]),
+                        pa.concat_arrays([source, fvals]), vocab, config, unk,
+                        kidx=np.r_[np.full(e, _key_position(vocab, SOURCE_KEY)), fk], order=order)
+    tok_event = np.repeat(np.repeat(np.arange(e), 1 + n_fields), ent.n_tok)  # (T0,) sorted
+    tok_key, tok_val, tok_pos = np.repeat(ent.key_id, ent.n_tok), ent.value_ids, ent.positions
+    tok_text = np.repeat(ent.texts, ent.n_tok) if config.nemotron else None
+    within = ranks(np.bincount(tok_event, minlength=e))  # tok_event is sorted
     tkeep = within < config.max_event_tokens
     tok_event, tok_key = tok_event[tkeep], tok_key[tkeep]
-    tok_val, tok_pos = ent.value_ids[tkeep], ent.positions[tkeep]
-    event_ntok = np.bincount(tok_event, minlength=len(kidx))  # (E,)
+    tok_val, tok_pos = tok_val[tkeep], tok_pos[tkeep]
+    event_ntok = np.bincount(tok_event, minlength=e)  # (E,)
     tok_user = eu[tok_event]
     n_tokens = np.bincount(tok_user, minlength=n_users)
     text_cols = None
     if config.nemotron:
-        tok_text = np.repeat(ent.texts, ent.n_tok)[tkeep]
+        tok_text = tok_text[tkeep]
         is_text = np.flatnonzero(np.not_equal(tok_text, None))
         first_tok = starts(n_tokens)
         text_user = tok_user[is_text]
@@ -307,42 +316,6 @@ def encode_users(events: pa.Table, profiles: pa.Table, vocab: Vocab, config: Tok
     p_tau = np.repeat(item_tau, n_tok_items)[tkeep_p]
     n_profile = np.bincount(p_user, minlength=n_users)
 
-    return _rows(user_list, n_events, n_tokens, n_profile,
+    return user_columns(user_list, n_events, n_tokens, n_profile,
                  (tok_key, tok_val, tok_pos), (event_ntok, event_tau, hour, dow, dom),
                  (p_key, p_val, p_pos, p_tau), text_cols)
-
-
-def _lists(counts: np.ndarray, values: np.ndarray, typ: pa.DataType) -> pa.Array:
-    offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, typ))
-
-
-def _rows(user_list, n_events, n_tokens, n_profile, tok, ev, prof, text_cols) -> pa.Table:
-    tok_key, tok_val, tok_pos = tok
-    event_ntok, event_tau, hour, dow, dom = ev
-    p_key, p_val, p_pos, p_tau = prof
-    cost = n_tokens + 2 * n_events + n_profile + 2  # event tokens + [EVT]s, history, profile + [USR]
-    cols = {
-        "user_id": pa.array(user_list, pa.string()),
-        "n_events": pa.array(n_events, pa.int32()),
-        "n_tokens": pa.array(n_tokens, pa.int32()),
-        "n_profile": pa.array(n_profile, pa.int32()),
-        "cost": pa.array(cost, pa.int32()),
-        "key_ids": _lists(n_tokens, tok_key, pa.int32()),
-        "value_ids": _lists(n_tokens, tok_val, pa.int32()),
-        "positions": _lists(n_tokens, tok_pos, pa.int8()),
-        "event_ntok": _lists(n_events, event_ntok, pa.int8()),
-        "event_tau": _lists(n_events, event_tau, pa.float32()),
-        "event_hour": _lists(n_events, hour, pa.int8()),
-        "event_dow": _lists(n_events, dow, pa.int8()),
-        "event_dom": _lists(n_events, dom, pa.int8()),
-        "profile_key_ids": _lists(n_profile, p_key, pa.int32()),
-        "profile_value_ids": _lists(n_profile, p_val, pa.int32()),
-        "profile_positions": _lists(n_profile, p_pos, pa.int8()),
-        "profile_tau": _lists(n_profile, p_tau, pa.float32()),
-    }
-    if text_cols is not None:
-        index, texts, counts = text_cols
-        cols["text_index"] = _lists(counts, index, pa.int32())
-        cols["texts"] = _lists(counts, texts, pa.string())
-    return pa.table(cols, schema=row_schema(text_cols is not None))

@@ -6,10 +6,12 @@ Layout of a token directory:
     manifest.json        users, events, tokens, vocab hash, config, source data dir, [UNK] summary
     index.parquet        one row per user in encoding order: user_id, band, row, cost, n_events
     band-XX.parquet      users whose cost falls in length band XX (powers of two), zstd,
-                         row groups of ROW_GROUP users, one row per user (encode.ROW_SCHEMA)
+                         row groups of ROW_GROUP users, one row per user (rows.ROW_SCHEMA)
 
-Encoding streams user-aligned chunks of events; chunk boundaries depend only on the data, so
-the output is byte-identical for any number of workers.
+Fit and encoding both run in a pool of workers that read the parquet files themselves.
+Encoding cuts the events into user-aligned chunks (boundaries depend only on the data), workers
+encode spans of whole chunks and the rows are written here in data order, so the output is
+byte-identical for any number of workers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import multiprocessing as mp
 import shutil
 import sys
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +33,16 @@ import pragmatiq
 from pragmatiq.data import schema
 from pragmatiq.tokenizer.config import TokenizerConfig, load_tokenizer_config
 from pragmatiq.tokenizer.cuts import load_cuts
-from pragmatiq.tokenizer.encode import UnkCounter, encode_users, row_schema
+from pragmatiq.tokenizer.encode import UnkCounter, encode_users
+from pragmatiq.tokenizer.ranges import READ_ROWS, cut_points, iter_rows, ordered_map, spans, user_chunks
+from pragmatiq.tokenizer.rows import row_schema
 from pragmatiq.tokenizer.vocab import Vocab
 
 CHUNK_ROWS = 65_536  # events read per chunk (then cut back to a user boundary)
+SPAN_ROWS = 262_144  # a worker task: whole chunks, at most about this many events past a cut
 ROW_GROUP = 64  # users per row group
 EVENT_COLUMNS = ["user_id", "ts", "source", "fields"]
+SUMMARY_COLUMNS = ["user_id", "n_events", "n_tokens", "n_profile", "cost"]  # what the index needs
 
 
 def band_of(cost: np.ndarray) -> np.ndarray:
@@ -43,35 +50,16 @@ def band_of(cost: np.ndarray) -> np.ndarray:
     return np.floor(np.log2(np.maximum(cost, 1))).astype(np.int64)
 
 
-def _user_chunks(path: Path):
-    """Yield event tables whose users are whole (a user never spans two chunks)."""
-    carry = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=EVENT_COLUMNS):
-        table = pa.Table.from_batches([batch])
-        if carry is not None:
-            table = pa.concat_tables([carry, table])
-        users = table.column("user_id").combine_chunks()
-        last = users[len(users) - 1]
-        tail = pc.equal(users, last).to_numpy(zero_copy_only=False)
-        first_tail = int(np.argmax(tail)) if tail.any() else len(users)
-        if first_tail == 0:  # one user fills the whole table: keep accumulating
-            carry = table
-            continue
-        carry = table.slice(first_tail)
-        yield table.slice(0, first_tail)
-    if carry is not None and carry.num_rows:
-        yield carry
-
-
 # ---------------------------------------------------------------------- worker side
 _STATE: dict = {}
 
 
-def _init_worker(vocab_path: str, config: dict, profiles_path: str, cuts) -> None:
+def _init_worker(vocab_path: str, config: dict, profiles_path: str, cuts, events_path: str) -> None:
     _STATE["vocab"] = Vocab.load(vocab_path)
     _STATE["config"] = TokenizerConfig(**config)
     _STATE["profiles"] = pq.read_table(profiles_path, columns=["user_id", "as_of", "attributes", "lifelong"])
     _STATE["cuts"] = cuts
+    _STATE["events"] = pq.ParquetFile(events_path)
 
 
 def _encode_chunk(events: pa.Table | None, profile_users: pa.Array | None = None):
@@ -84,11 +72,31 @@ def _encode_chunk(events: pa.Table | None, profile_users: pa.Array | None = None
         events = pa.table({c: pa.array([], t) for c, t in zip(EVENT_COLUMNS, schema.EVENTS.types)})
     unk = UnkCounter()
     rows = encode_users(events, profs, _STATE["vocab"], _STATE["config"], _STATE["cuts"], unk)
-    return rows, unk
+    return rows.select(SUMMARY_COLUMNS), band_parts(rows), unk
 
 
-def _encode_task(events):
-    return _encode_chunk(events)
+def band_parts(rows: pa.Table) -> list[tuple[int, np.ndarray, pa.Table]]:
+    """U rows split by length band, bands ascending: (band, positions (U_b,), their rows)."""
+    bands = band_of(rows.column("cost").to_numpy())
+    return [(int(b), idx, rows.take(pa.array(idx)))
+            for b in np.unique(bands) for idx in [np.flatnonzero(bands == b)]]
+
+
+def _encode_span(start: int, stop: int, bounds: np.ndarray) -> list:
+    """A worker task: read events [start, stop) and encode each chunk of `bounds` (C+1,)
+    -> [(summary rows, band parts, UnkCounter)] per chunk, in order."""
+    pf = _STATE["events"]
+    batches = list(iter_rows(pf, start, stop, EVENT_COLUMNS, READ_ROWS))
+    span = pa.Table.from_batches(batches) if batches else pf.schema_arrow.empty_table()
+    return [_encode_chunk(span.slice(a - start, b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _event_spans(path: Path) -> list[tuple[int, int, np.ndarray]]:
+    """User-aligned chunks of about CHUNK_ROWS events (cut from the user_id column alone),
+    grouped into spans of whole chunks for the workers."""
+    pf = pq.ParquetFile(path)
+    users = pq.read_table(path, columns=["user_id"]).column("user_id").combine_chunks()
+    return spans(user_chunks(users, CHUNK_ROWS), cut_points(pf, SPAN_ROWS))
 
 
 # ---------------------------------------------------------------------- writer
@@ -99,16 +107,14 @@ class _BandWriter:
         self.pending: dict[int, list[pa.Table]] = {}
         self.rows: dict[int, int] = {}
 
-    def add(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        """Queue rows; returns (band, row within the band file) for each."""
-        bands = band_of(rows.column("cost").to_numpy())
-        out_row = np.zeros(len(bands), np.int64)
-        for b in np.unique(bands):
-            idx = np.flatnonzero(bands == b)
+    def add(self, n: int, parts: list[tuple[int, np.ndarray, pa.Table]]) -> tuple[np.ndarray, np.ndarray]:
+        """Queue n rows split by `band_parts`; returns (band, row within the band file) for each."""
+        bands, out_row = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        for b, idx, part in parts:
             start = self.rows.get(b, 0)
-            out_row[idx] = start + np.arange(len(idx))
+            bands[idx], out_row[idx] = b, start + np.arange(len(idx))
             self.rows[b] = start + len(idx)
-            self.pending.setdefault(b, []).append(rows.take(pa.array(idx)))
+            self.pending.setdefault(b, []).append(part)
             self._flush(b, final=False)
         return bands, out_row
 
@@ -131,6 +137,17 @@ class _BandWriter:
             self._flush(b, final=True)
         for w in self.writers.values():
             w.close()
+
+
+@contextmanager
+def _pool(n_workers: int, **kwargs):
+    """A process pool of `n_workers`, or None (work in this process) for one worker."""
+    if n_workers <= 1:
+        yield None
+        return
+    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ctx.Pool(n_workers, **kwargs) as pool:
+        yield pool
 
 
 def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, vocab=None, cuts=None,
@@ -158,17 +175,18 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
         from pragmatiq.tokenizer.fit import fit_vocab
 
         with tqdm(total=n_events_in, desc="fit vocabulary", unit="event", unit_scale=True,
-                  disable=not progress, file=sys.stderr) as bar:
-            fitted = fit_vocab(data_dir, cfg, progress=bar)
+                  disable=not progress, file=sys.stderr) as bar, _pool(n_workers) as pool:
+            fitted = fit_vocab(data_dir, cfg, progress=bar, pool=pool, window=2 * n_workers)
         fitted.save(out_dir / "vocab.json")
     cut_map = load_cuts(cuts)
-    init = (str(out_dir / "vocab.json"), cfg.to_dict(), str(data_dir / schema.PROFILES_FILE), cut_map)
+    init = (str(out_dir / "vocab.json"), cfg.to_dict(), str(data_dir / schema.PROFILES_FILE), cut_map,
+            str(data_dir / schema.EVENTS_FILE))
     writer = _BandWriter(out_dir, row_schema(cfg.nemotron))
     index_parts, unk, seen = [], UnkCounter(), []
     totals = {"users": 0, "events": 0, "tokens": 0, "profile_tokens": 0}
 
-    def consume(rows: pa.Table, chunk_unk: UnkCounter) -> None:
-        bands, rownum = writer.add(rows)
+    def consume(rows: pa.Table, parts: list, chunk_unk: UnkCounter) -> None:
+        bands, rownum = writer.add(rows.num_rows, parts)
         index_parts.append(pa.table({
             "user_id": rows.column("user_id"), "band": pa.array(bands, pa.int16()),
             "row": pa.array(rownum, pa.int32()), "cost": rows.column("cost"),
@@ -180,31 +198,24 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
         totals["tokens"] += int(pc.sum(rows.column("n_tokens")).as_py() or 0)
         totals["profile_tokens"] += int(pc.sum(rows.column("n_profile")).as_py() or 0)
 
-    chunks = _user_chunks(data_dir / schema.EVENTS_FILE)
+    tasks = _event_spans(data_dir / schema.EVENTS_FILE)
     with tqdm(total=n_events_in, desc="encode", unit="event", unit_scale=True,
               disable=not progress, file=sys.stderr) as bar:
-        if n_workers > 1:
-            ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
-            with ctx.Pool(n_workers, initializer=_init_worker, initargs=init) as pool:
-                for rows, chunk_unk in pool.imap(_encode_task, chunks):
-                    consume(rows, chunk_unk)
+        with _pool(n_workers, initializer=_init_worker, initargs=init) as pool:
+            if pool is None:
+                _init_worker(*init)
+            for span, (start, stop, _) in zip(ordered_map(_encode_span, tasks, pool, n_workers + 1), tasks):
+                for rows, parts, chunk_unk in span:
+                    consume(rows, parts, chunk_unk)
                     seen.append(rows.column("user_id"))
-                    bar.update(int(pc.sum(rows.column("n_events")).as_py() or 0))
-        else:
-            _init_worker(*init)
-            for events in chunks:
-                rows, chunk_unk = _encode_chunk(events)
-                consume(rows, chunk_unk)
-                seen.append(rows.column("user_id"))
-                bar.update(events.num_rows)
+                bar.update(stop - start)
         # users with a profile but no events
         _init_worker(*init)
         prof_users = _STATE["profiles"].column("user_id").combine_chunks()
         seen_users = pa.chunked_array(seen, pa.string()).combine_chunks() if seen else pa.array([], pa.string())
         rest = prof_users.filter(pc.invert(pc.is_in(prof_users, value_set=seen_users)))
         if len(rest):
-            rows, chunk_unk = _encode_chunk(None, rest)
-            consume(rows, chunk_unk)
+            consume(*_encode_chunk(None, rest))
         _STATE.clear()
     writer.close()
     index = pa.concat_tables(index_parts) if index_parts else None

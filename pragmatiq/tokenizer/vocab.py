@@ -130,6 +130,27 @@ class Vocab:
         return Tokenizer.from_str(self.bpe_json)
 
     @cached_property
+    def key_ids(self) -> np.ndarray:
+        """(K,) id of every key, in `key_names` order."""
+        return np.array([k.key_id for k in self.keys.values()], np.int64)
+
+    def value_set(self, key: str):
+        """The values of a categorical key, in id order, as an Arrow string array (cached)."""
+        import pyarrow as pa
+
+        sets = self.__dict__.setdefault("_value_sets", {})
+        if key not in sets:
+            sets[key] = pa.array(self.keys[key].values or [], pa.string())
+        return sets[key]
+
+    @cached_property
+    def piece_cache(self):
+        """BPE pieces of the text values this vocabulary has encoded so far (bounded)."""
+        from pragmatiq.tokenizer.text import PieceCache
+
+        return PieceCache(self.bpe) if self.bpe is not None else None
+
+    @cached_property
     def edges(self) -> dict[str, np.ndarray]:
         return {n: np.asarray(k.edges, np.float64) for n, k in self.keys.items() if k.kind == "numeric"}
 
