@@ -1,13 +1,19 @@
 """Pretraining throughput on CPU: nano at token budget 8,192 (target >= 60k tokens/s here).
 
-    python benchmarks/train.py [--n-users 500] [--steps 40]
+    python benchmarks/train.py [--n-users 500] [--steps 40] [--repeats 3]
+
+The same tokenized book is trained `--repeats` times; the table shows the best run and the
+spread, since a shared machine makes single runs noisy. tokens/s counts event tokens over the
+whole run (first step and data loading included), as `metrics.jsonl` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -19,28 +25,53 @@ from _common import table, write_result  # noqa: E402
 from pragmatiq import api  # noqa: E402
 
 
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _train_once(tok: Path, root: Path, tag: str, cfg: dict) -> dict:
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = api.pretrain(tok, tag, model_size="nano", config=cfg, runs_root=root, progress=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {"tokens_per_s": rows[-1]["tokens_per_s"], "wall_s": wall, "cpu_s": cpu,
+            "final_loss": rows[-1]["loss"], "load_average_1m": os.getloadavg()[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-users", type=int, default=500)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--token-budget", type=int, default=8192)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    import torch
+
+    from pragmatiq.train import load_pretrain_config
+    from pragmatiq.train.fused_ce import default_workers
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         api.synthesize({"n_users": args.n_users, "seed": 0}, out=tmp / "data", n_workers=2, progress=False)
         api.tokenize(tmp / "data", tmp / "tok", n_workers=2, progress=False)
+        vocab = json.loads((tmp / "tok" / "vocab.json").read_text())["size"]
+        rss_before = _peak_rss_mb()
         cfg = {"max_steps": args.steps, "token_budget": args.token_budget, "log_every": 5, "eval_every": 0,
                "checkpoint_every": 10**9}
-        t0 = time.perf_counter()
-        run = api.pretrain(tmp / "tok", "bench", model_size="nano", config=cfg, runs_root=tmp, progress=False)
-        wall = time.perf_counter() - t0
-        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    tok_s = rows[-1]["tokens_per_s"]
-    result = {"model": "nano", "token_budget": args.token_budget, "steps": args.steps, "wall_s": wall,
-              "tokens_per_s": tok_s, "final_loss": rows[-1]["loss"], "peak_rss_mb": peak}
-    print(table([("model", "budget", "steps", "tokens/s", "target", "peak RSS MB"),
-                 ("nano", args.token_budget, args.steps, f"{tok_s:,.0f}", ">= 60,000", f"{peak:.0f}")]))
+        runs = [_train_once(tmp / "tok", tmp, f"bench{i}", cfg) for i in range(args.repeats)]
+    peak = _peak_rss_mb()
+    rates = [r["tokens_per_s"] for r in runs]
+    best = max(runs, key=lambda r: r["tokens_per_s"])
+    threads = load_pretrain_config("nano", cfg).num_threads
+    result = {"model": "nano", "token_budget": args.token_budget, "steps": args.steps, "vocab_size": vocab,
+              "num_threads": threads, "head_workers": default_workers(torch.device("cpu")),
+              "tokens_per_s": best["tokens_per_s"], "tokens_per_s_runs": rates,
+              "tokens_per_s_median": statistics.median(rates), "wall_s": best["wall_s"],
+              "final_loss": best["final_loss"], "runs": runs, "peak_rss_mb": peak,
+              "peak_rss_mb_before_training": rss_before}
+    print(table([("model", "budget", "steps", "tokens/s best", "runs", "target", "peak RSS MB"),
+                 ("nano", args.token_budget, args.steps, f"{best['tokens_per_s']:,.0f}",
+                  " / ".join(f"{r:,.0f}" for r in rates), ">= 60,000", f"{peak:.0f}")]))
     print("wrote", write_result("train", result))
 
 

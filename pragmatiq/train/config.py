@@ -35,6 +35,7 @@ class PretrainConfig:
     stop_after: int | None = None  # stop (with a checkpoint) at this step, as a spot interruption would
     compile: bool = False  # torch.compile the model
     num_threads: int | None = None  # torch CPU threads (None: leave torch's default)
+    head_workers: int | None = None  # threads for the fused MLM head's row blocks (None: idle cores)
     fsdp: bool = False  # fully_shard the model (large sizes, several GPUs)
     prefetch: int = 2
     model: dict = field(default_factory=dict)  # ModelConfig overrides

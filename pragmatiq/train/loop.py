@@ -206,10 +206,11 @@ def pretrain(tok_dir, name: str, model_size: str = "small", config=None, runs_ro
                 if autocast is not None:
                     with autocast:
                         loss, ok = mlm_loss_sum(net, b, mk, label_smoothing=cfg.label_smoothing,
-                                                text_weight=cfg.text_mse_weight)
+                                                text_weight=cfg.text_mse_weight,
+                                                head_workers=cfg.head_workers)
                 else:
                     loss, ok = mlm_loss_sum(net, b, mk, label_smoothing=cfg.label_smoothing,
-                                            text_weight=cfg.text_mse_weight)
+                                            text_weight=cfg.text_mse_weight, head_workers=cfg.head_workers)
                 # DDP averages gradients over processes: scale so the step is the global mean
                 (loss * dd.world / max(total, 1.0)).backward()
                 loss_sum += loss.item()
@@ -258,7 +259,8 @@ def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate) -> flo
     batch = collate(ds.read(keep)).to(device)
     mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
                     event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
-    loss, _ = mlm_loss_sum(model, batch, mk, label_smoothing=cfg.label_smoothing)
+    loss, _ = mlm_loss_sum(model, batch, mk, label_smoothing=cfg.label_smoothing,
+                           head_workers=cfg.head_workers)
     model.train()
     return loss.item() / max(len(mk.target_index), 1)
 

@@ -8,10 +8,14 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from pragmatiq.train.fused_ce import linear_cross_entropy
 
-def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_weight: float = 1.0):
-    """-> (summed loss over the M targets, number of correct predictions). Summed, not averaged,
-    so micro-batches and processes can be weighted by their masked-token counts."""
+
+def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_weight: float = 1.0,
+                 head_workers: int | None = None):
+    """-> (summed loss over the M targets, number of targets whose logit is the largest). Summed,
+    not averaged, so micro-batches and processes can be weighted by their masked-token counts.
+    `head_workers`: threads for the fused head (None: `fused_ce.default_workers`)."""
     inputs = replace(batch, value_ids=masked.value_ids)
     if batch.text_vectors is not None and batch.text_token_index is not None:
         # a masked sentinel must not see its own text vector
@@ -19,12 +23,13 @@ def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_wei
         inputs = replace(inputs, text_vectors=batch.text_vectors.masked_fill(hidden[:, None], 0.0))
     out = model(inputs)
     core = model.module if hasattr(model, "module") else model
-    logits = core.mlm_logits(out, inputs, masked.target_index)  # (M, V)
-    loss = F.cross_entropy(logits.float(), masked.target_ids, label_smoothing=label_smoothing,
-                           reduction="sum")
+    h = core.mlm_hidden(out, inputs, masked.target_index)  # (M, d)
+    # = F.cross_entropy(core.mlm_logits(...), target_ids, label_smoothing, reduction="sum"), fused
+    # and chunked over the rows so the (M, V) logits are never materialized
+    loss, correct = linear_cross_entropy(h, core.tok_embed.weight, core.head_bias, masked.target_ids,
+                                         label_smoothing=label_smoothing, workers=head_workers)
     # keep every parameter in the graph even when nothing was masked (DDP needs it)
     loss = loss + 0.0 * out.user_emb.sum()
-    correct = (logits.argmax(-1) == masked.target_ids).sum()
     if batch.text_vectors is not None and batch.text_token_index is not None:
         idx = batch.text_token_index[masked.selected[batch.text_token_index]]
         if len(idx):

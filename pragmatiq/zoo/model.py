@@ -176,9 +176,15 @@ class PragmaModel(nn.Module):
         u = ev_user[e]  # (M,)
         return torch.cat([out.token_states[token_index], out.event_states[e], out.user_states[u]], dim=-1)
 
+    def mlm_hidden(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
+        """3-view MLM head before the tied output layer: token_index (M,) int64 -> (M, d).
+        The logits are `mlm_hidden @ tok_embed.weight.T + head_bias` (see `mlm_logits`); training
+        feeds this to a fused, chunked cross-entropy instead of materializing them."""
+        return self.head(self._views(out, batch, token_index))  # (M, d)
+
     def mlm_logits(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
         """3-view MLM head at event-token positions token_index (M,) int64 -> (M, V) logits tied to E."""
-        h = self.head(self._views(out, batch, token_index))  # (M, d)
+        h = self.mlm_hidden(out, batch, token_index)  # (M, d)
         return F.linear(h, self.tok_embed.weight, self.head_bias)  # (M, V)
 
     def text_prediction(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
