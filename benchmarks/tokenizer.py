@@ -3,7 +3,8 @@
     python benchmarks/tokenizer.py [--n-users 2000] [--workers 2] [--repeats 3]
 
 The fit + encode is timed `--repeats` times (the best is the result, every run is recorded: on
-a shared machine the spread is part of the answer).
+a shared machine the spread is part of the answer). The script is not called `tokenize.py`: run
+as a script, that name would shadow the standard library's `tokenize` module.
 
 Targets (2-core machine): fit + encode of the 2,000-user book <= 5 s with 2 workers; collation
 >= 2M tokens/s; records path <= 5 ms for one user of 1,000 events.

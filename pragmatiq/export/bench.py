@@ -76,12 +76,13 @@ def bench_parity(run: str | Path, *, variants=("onnx", "torchscript"), events_pe
 
 
 def format_rows(rows: list[dict]) -> str:
-    head = f"{'variant':<12} {'max|Δ|':>9} {'cosine':>9} {'p50@1':>8} {'p99@1':>8} {'p50@64':>8} {'p99@64':>8} {'users/s':>8}"
+    head = (f"{'variant':<12} {'max|Δ|':>9} {'cosine':>9} {'p50 ms@1':>9} {'p99 ms@1':>9} {'p50 ms@64':>10}"
+            f" {'p99 ms@64':>10} {'users/s':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if "skipped" in r:
             lines.append(f"{r['variant']:<12} skipped: {r['skipped']}")
             continue
-        lines.append(f"{r['variant']:<12} {r['max_abs']:>9.2e} {r['min_cosine']:>9.6f} {r['p50_ms_1']:>7.2f}m"
-                     f" {r['p99_ms_1']:>7.2f}m {r['p50_ms_64']:>7.1f}m {r['p99_ms_64']:>7.1f}m {r['users_per_s']:>8.0f}")
-    return "\n".join(lines) + "\n(latencies in ms)"
+        lines.append(f"{r['variant']:<12} {r['max_abs']:>9.2e} {r['min_cosine']:>9.6f} {r['p50_ms_1']:>9.2f}"
+                     f" {r['p99_ms_1']:>9.2f} {r['p50_ms_64']:>10.1f} {r['p99_ms_64']:>10.1f} {r['users_per_s']:>8.0f}")
+    return "\n".join(lines)
