@@ -45,6 +45,26 @@ def test_resume_is_bit_exact(small_tok, tmp_path):
     assert _losses(straight) == _losses(resumed)
 
 
+def test_two_threads_are_bitwise_reproducible(tmp_path):
+    """Index-accumulating backward kernels race between CPU threads unless torch's deterministic
+    kernels are on: pretrain turns them on for the run, then restores the caller's setting.
+    (Without them, two runs of this book ended with different weights.)"""
+    import torch
+
+    api.synthesize({"n_users": 40, "seed": 5}, out=tmp_path / "data", progress=False)
+    api.tokenize(tmp_path / "data", tmp_path / "tok", progress=False)
+    threads = torch.get_num_threads()
+    cfg = {**TINY, "max_steps": 4, "num_threads": 2, "token_budget": 8192, "eval_every": 0}
+    try:
+        runs = [api.pretrain(tmp_path / "tok", f"t{i}", model_size="nano", config=cfg, runs_root=tmp_path,
+                             progress=False) for i in range(2)]
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (load_file(r / "model.safetensors") for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def test_refuses_shards_with_another_vocabulary(small_tok, tmp_path):
     api.pretrain(small_tok, "r", model_size="nano", config={**TINY, "max_steps": 2, "stop_after": 1},
                  runs_root=tmp_path, progress=False)
