@@ -8,8 +8,6 @@ to stderr.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import resource
 import sys
 import time
@@ -17,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pragmatiq import api
+from pragmatiq._memory import release_memory
 
 PROBE_TASKS = ("default_12m", "churn_6m", "ltv_positive")
 
@@ -26,18 +25,6 @@ def peak_rss_mb() -> dict[str, float]:
     kb = {who: resource.getrusage(getattr(resource, f"RUSAGE_{who.upper()}")).ru_maxrss
           for who in ("self", "children")}
     return {who: round(v / 1024, 1) for who, v in kb.items()}  # ru_maxrss is in KB on Linux
-
-
-def release_memory() -> None:
-    """Hand freed heap memory back to the OS between stages. glibc keeps what a stage freed (a
-    training step on the book's longest history allocates ~1.5 GB) in its arenas, and the next
-    stage's allocations fragment it further, so the stages' peaks would stack; `malloc_trim`
-    returns it. A no-op where the C library is not glibc."""
-    gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):
-        pass
 
 
 @contextmanager
