@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pragmatiq.kernels import apply_rope, exportable_attention, varlen_attention
+from pragmatiq.zoo.dropout import Dropout
 
 
 def sinusoid(positions: torch.Tensor, d: int) -> torch.Tensor:
@@ -55,7 +56,7 @@ class Block(nn.Module):
         self.attn = Attention(d, n_heads, attn_dropout, backend)
         self.ln2 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(), nn.Linear(ffn_mult * d, d))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x, cu, max_seqlen, rope=None):
         x = x + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope))  # (N, d)

@@ -16,6 +16,7 @@ from torch import nn
 
 from pragmatiq.kernels import TimeRoPE, segment_ids
 from pragmatiq.zoo.config import ModelConfig
+from pragmatiq.zoo.dropout import Dropout
 from pragmatiq.zoo.layers import Attention, Encoder, sinusoid
 
 
@@ -61,7 +62,7 @@ class PragmaModel(nn.Module):
         self.history_encoder = Encoder(c.n_layers_history, **enc)
         self.calendar = nn.Sequential(nn.Linear(6, d), nn.GELU(), nn.Linear(d, d))
         self.rope = TimeRoPE(c.head_dim, c.rope_base)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.head = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.LayerNorm(d))  # 3-view MLM head
         self.head_bias = nn.Parameter(torch.zeros(c.vocab_size))
         if c.d_text:
