@@ -41,7 +41,7 @@ class TorchRunner:
         import torch
 
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            emb = self.model(batch.to(self.device)).user_emb  # (U, d)
+            emb = self.model(batch.to(self.device), heads_only=True).user_emb  # (U, d)
         return emb.float().cpu().numpy()
 
 

@@ -92,6 +92,34 @@ def _sdpa(q, k, v, cu_seqlens, max_seqlen, dropout_p=0.0):
     return out
 
 
+def first_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                          cu_seqlens: torch.Tensor) -> torch.Tensor:
+    """Attention of one query per segment over that whole segment: what `varlen_attention`
+    gives at each segment's first row, without the other rows' queries (O(L) per segment, not
+    O(L^2)). For encoders whose last layer is read only at the segments' head rows.
+
+    q (S, H, D) the head rows' queries; k, v (N, H, D) packed, segmented by cu_seqlens (S+1,)
+    int32, every segment non-empty -> (S, H, D). Segments are bucketed by length and padded,
+    one SDPA call per bucket, as `_sdpa` does."""
+    total = k.shape[0]
+    cu = cu_seqlens.to(torch.int64)
+    starts, lengths = cu[:-1], cu[1:] - cu[:-1]  # (S,), (S,)
+    buckets = _bucket_of(lengths)
+    out = q.new_zeros(q.shape)
+    uniq = torch.unique(buckets).tolist()
+    maxes = torch.stack([lengths.masked_fill(buckets != b, 0).max() for b in uniq]).tolist() if uniq else []
+    for b, L in zip(uniq, maxes):
+        seg = torch.nonzero(buckets == b).squeeze(1)  # (n,)
+        ar = torch.arange(L, device=q.device)  # (L,)
+        valid = ar[None, :] < lengths[seg][:, None]  # (n, L)
+        rows = (starts[seg][:, None] + ar[None, :]).clamp(max=total - 1)  # (n, L)
+        kd, vd = (t[rows].permute(0, 2, 1, 3) for t in (k, v))  # (n, H, L, D)
+        qd = q[seg][:, :, None, :]  # (n, H, 1, D)
+        od = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=valid[:, None, None, :])  # (n, H, 1, D)
+        out = out.index_copy(0, seg, od[:, :, 0])
+    return out
+
+
 def _sdpa_refuse(q, cu_seqlens, max_seqlen, dropout_p):
     if q.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         return f"dtype {q.dtype} unsupported"

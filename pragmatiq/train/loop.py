@@ -170,7 +170,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             from torch.distributed.fsdp import fully_shard
 
             for enc in (model.event_encoder, model.profile_encoder, model.history_encoder):
-                for layer in enc.layers:
+                for layer in enc.blocks:
                     fully_shard(layer)
             net = fully_shard(model)
         else:

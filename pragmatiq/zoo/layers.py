@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pragmatiq.kernels import apply_rope, exportable_attention, varlen_attention
+from pragmatiq.kernels import apply_rope, exportable_attention, first_query_attention, varlen_attention
 from pragmatiq.zoo.dropout import Dropout
 
 
@@ -31,8 +31,11 @@ class Attention(nn.Module):
         self.exportable = False
 
     def forward(self, x: torch.Tensor, cu: torch.Tensor, max_seqlen: int,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """x (N, d), cu (S+1,) int32 -> (N, d); attention within each segment only."""
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, heads_only: bool = False) -> torch.Tensor:
+        """x (N, d), cu (S+1,) int32 -> (N, d); attention within each segment only. `heads_only`:
+        the output at each segment's first row alone, (S, d)."""
+        if heads_only:
+            return self._forward_heads(x, cu, rope)
         n = x.shape[0]
         qkv = self.qkv(x).view(n, 3, self.n_heads, self.head_dim)  # (N, 3, H, D)
         q, k, v = qkv.unbind(1)  # each (N, H, D)
@@ -44,6 +47,22 @@ class Attention(nn.Module):
         else:
             o = varlen_attention(q, k, v, cu, max_seqlen, dropout_p=p, backend=self.backend)
         return self.proj(o.reshape(n, self.n_heads * self.head_dim))  # (N, d)
+
+    def _forward_heads(self, x: torch.Tensor, cu: torch.Tensor,
+                       rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x (N, d), cu (S+1,) -> (S, d) at each segment's first row: keys and values for every
+        row, queries for the S head rows only."""
+        n, d = x.shape
+        heads = cu[:-1].to(torch.int64)  # (S,)
+        w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+        b_q, b_kv = self.qkv.bias.split([d, 2 * d])
+        q = F.linear(x[heads], w_q, b_q).view(-1, self.n_heads, self.head_dim)  # (S, H, D)
+        k, v = F.linear(x, w_kv, b_kv).view(n, 2, self.n_heads, self.head_dim).unbind(1)  # (N, H, D)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos[heads], sin[heads]), apply_rope(k, cos, sin)
+        o = first_query_attention(q, k, v, cu)  # (S, H, D)
+        return self.proj(o.reshape(-1, d))  # (S, d)
 
 
 class Block(nn.Module):
@@ -58,9 +77,14 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(), nn.Linear(ffn_mult * d, d))
         self.drop = Dropout(dropout)
 
-    def forward(self, x, cu, max_seqlen, rope=None):
-        x = x + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope))  # (N, d)
-        return x + self.drop(self.mlp(self.ln2(x)))  # (N, d)
+    def forward(self, x, cu, max_seqlen, rope=None, heads_only: bool = False):
+        """x (N, d) -> (N, d), or with `heads_only` (S, d) at each segment's first row."""
+        if heads_only:
+            x = x[cu[:-1].to(torch.int64)] + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope,
+                                                                 heads_only=True))  # (S, d)
+        else:
+            x = x + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope))  # (N, d)
+        return x + self.drop(self.mlp(self.ln2(x)))
 
 
 class Encoder(nn.Module):
@@ -73,7 +97,12 @@ class Encoder(nn.Module):
             Block(d, n_heads, ffn_mult, dropout, attn_dropout, backend) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d)
 
-    def forward(self, x, cu, max_seqlen, rope=None):
-        for blk in self.blocks:
-            x = blk(x, cu, max_seqlen, rope)
-        return self.ln_f(x)  # (N, d)
+    def forward(self, x, cu, max_seqlen, rope=None, heads_only: bool = False):
+        """x (N, d) -> (N, d). `heads_only`: the output read only at each segment's first row
+        (cu (S+1,), every segment non-empty) -> (S, d); the last block then computes those rows
+        alone, so its queries, feed-forward and attention cost O(S) and O(L) per segment instead
+        of O(N) and O(L^2)."""
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cu, max_seqlen, rope, heads_only=heads_only and i == last)
+        return self.ln_f(x)  # (N, d) or (S, d)

@@ -23,9 +23,10 @@ from pragmatiq.zoo.layers import Attention, Encoder, sinusoid
 @dataclass
 class EncoderOutput:
     user_emb: torch.Tensor  # (U, d) history-encoder state of slot 0 (the user embedding)
-    token_states: torch.Tensor  # (T, d) event-encoder state of every event token
-    event_states: torch.Tensor  # (E, d) history-encoder state of every event
+    token_states: torch.Tensor | None  # (T, d) event-encoder state of every event token
+    event_states: torch.Tensor | None  # (E, d) history-encoder state of every event
     user_states: torch.Tensor  # (U, d) same tensor as user_emb
+    # token_states and event_states are None from `forward(batch, heads_only=True)`
 
 
 def _insert_heads(body: torch.Tensor, head: torch.Tensor, cu: torch.Tensor, exportable: bool):
@@ -110,8 +111,12 @@ class PragmaModel(nn.Module):
     def _encode(self, key_ids, value_ids, positions, cu_tokens, max_tokens, event_tau, event_hour,
                 event_dow, event_dom, cu_events, max_events, profile_key_ids, profile_value_ids,
                 profile_positions, profile_tau, cu_profile, max_profile, text_token_index=None,
-                text_vectors=None):
+                text_vectors=None, heads_only: bool = False):
         c, ex = self.config, self.exportable
+        # the encoders' last blocks can run at their head rows alone ([EVT], [USR], the user slot)
+        # where only those are read: the profile encoder always, the event and history encoders
+        # when only the user embedding is wanted; not in the exportable (traced) form
+        heads = heads_only and not ex
         n_ev = cu_tokens.shape[0] - 1  # E
         n_users = cu_events.shape[0] - 1  # U
         # --- event encoder: [EVT] + tokens per event, block-diagonal, no rotary
@@ -120,33 +125,47 @@ class PragmaModel(nn.Module):
             x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
         evt = self._special(c.evt_id, n_ev)  # (E, d)
         x, cu_seq, evt_pos, tok_pos = _insert_heads(x_tok, evt, cu_tokens, ex)  # (T+E, d)
-        h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
-        token_states = h[tok_pos]  # (T, d)
-        event_vec = h[evt_pos] + self._calendar(event_hour, event_dow, event_dom)  # (E, d)
+        if heads:
+            token_states, event_head = None, self.event_encoder(
+                self.drop(x), cu_seq, max_tokens + 1, heads_only=True)  # (E, d)
+        else:
+            h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
+            token_states, event_head = h[tok_pos], h[evt_pos]  # (T, d), (E, d)
+        event_vec = event_head + self._calendar(event_hour, event_dow, event_dom)  # (E, d)
         # --- profile encoder: [USR] + profile tokens, TimeRoPE on profile tau ([USR] at tau 0)
         x_p = self._tokens(profile_key_ids, profile_value_ids, profile_positions)  # (P, d)
         usr = self._special(c.usr_id, n_users)  # (U, d)
         x, cu_pseq, usr_pos, p_pos = _insert_heads(x_p, usr, cu_profile, ex)  # (P+U, d)
         tau_p = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device).index_copy(
             0, p_pos, profile_tau.float())  # (P+U,)
-        hp = self.profile_encoder(self.drop(x), cu_pseq, max_profile + 1, self.rope.cos_sin(tau_p))
-        profile_state = hp[usr_pos]  # (U, d)
+        if ex:
+            hp = self.profile_encoder(self.drop(x), cu_pseq, max_profile + 1, self.rope.cos_sin(tau_p))
+            profile_state = hp[usr_pos]  # (U, d)
+        else:
+            profile_state = self.profile_encoder(self.drop(x), cu_pseq, max_profile + 1,
+                                                 self.rope.cos_sin(tau_p), heads_only=True)  # (U, d)
         # --- history encoder: [profile state, event vectors...] per user, TimeRoPE on event tau
         x, cu_hseq, slot_pos, e_pos = _insert_heads(event_vec, profile_state, cu_events, ex)  # (E+U, d)
         tau_h = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device).index_copy(
             0, e_pos, event_tau.float())  # (E+U,) profile slot at tau 0 (the cut point)
-        hh = self.history_encoder(x, cu_hseq, max_events + 1, self.rope.cos_sin(tau_h))  # (E+U, d)
-        user_states = hh[slot_pos]  # (U, d)
+        if heads:
+            event_states, user_states = None, self.history_encoder(
+                x, cu_hseq, max_events + 1, self.rope.cos_sin(tau_h), heads_only=True)  # (U, d)
+        else:
+            hh = self.history_encoder(x, cu_hseq, max_events + 1, self.rope.cos_sin(tau_h))  # (E+U, d)
+            event_states, user_states = hh[e_pos], hh[slot_pos]  # (E, d), (U, d)
         return EncoderOutput(user_emb=user_states, token_states=token_states,
-                             event_states=hh[e_pos], user_states=user_states)
+                             event_states=event_states, user_states=user_states)
 
-    def forward(self, batch) -> EncoderOutput:
-        """PackedBatch -> EncoderOutput (see the dataclass for shapes)."""
+    def forward(self, batch, heads_only: bool = False) -> EncoderOutput:
+        """PackedBatch -> EncoderOutput (see the dataclass for shapes). `heads_only`: compute what
+        the user embedding needs and no more (token_states and event_states are then None)."""
         b = batch
         return self._encode(b.key_ids, b.value_ids, b.positions, b.cu_tokens, b.max_tokens, b.event_tau,
                             b.event_hour, b.event_dow, b.event_dom, b.cu_events, b.max_events,
                             b.profile_key_ids, b.profile_value_ids, b.profile_positions, b.profile_tau,
-                            b.cu_profile, b.max_profile, b.text_token_index, b.text_vectors)
+                            b.cu_profile, b.max_profile, b.text_token_index, b.text_vectors,
+                            heads_only=heads_only)
 
     def forward_tensors(self, key_ids, value_ids, positions, cu_tokens, event_tau, event_hour, event_dow,
                         event_dom, cu_events, profile_key_ids, profile_value_ids, profile_positions,
@@ -166,7 +185,7 @@ class PragmaModel(nn.Module):
     def embed(self, batch) -> torch.Tensor:
         """PackedBatch -> (U, d) user embeddings (inference convenience, no grad)."""
         with torch.no_grad():
-            return self(batch).user_emb
+            return self(batch, heads_only=True).user_emb
 
     # ------------------------------------------------------------------ heads
     def _views(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:

@@ -150,3 +150,16 @@ def test_dropout_runs_and_drops(backend):
 def test_segment_ids_dense_with_empty_segments_at_both_ends():
     cu = torch.tensor([0, 0, 2, 5, 5, 5], dtype=torch.int32)
     assert segment_ids_dense(cu, 5).tolist() == segment_ids(cu, 5).tolist() == [1, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_first_query_attention_is_varlen_at_the_head_rows(case):
+    from pragmatiq.kernels import first_query_attention
+
+    q, k, v, _, cu, m = ragged(CASES[case])
+    lengths = cu[1:] - cu[:-1]
+    cu = cu[torch.cat([torch.ones(1, dtype=torch.bool), lengths > 0])]  # heads need non-empty segments
+    full = varlen_attention(q, k, v, cu, m, backend="reference")  # (N, H, D)
+    heads = cu[:-1].long()
+    got = first_query_attention(q[heads], k, v, cu)  # (S, H, D)
+    torch.testing.assert_close(got, full[heads], atol=1e-5, rtol=0)

@@ -127,3 +127,19 @@ def test_training_step_with_attention_dropout(ragged_batch):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
     assert model.history_encoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fixture", ["ragged_batch", "capped_batch"])
+def test_heads_only_equals_the_full_forward(fixture, request):
+    """`embed` runs the encoders' last blocks at their head rows alone: same user embeddings."""
+    batch = request.getfixturevalue(fixture)
+    model = _model()
+    with torch.no_grad():
+        full = model(batch)
+        heads = model(batch, heads_only=True)
+    assert heads.token_states is None and heads.event_states is None
+    torch.testing.assert_close(heads.user_emb, full.user_emb, atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.embed(batch), full.user_emb, atol=1e-5, rtol=0)
+    b = make_batch([0, 0], [3, 0], seed=3)  # users without events: history of the profile slot alone
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(b), model(b).user_emb, atol=1e-5, rtol=0)
