@@ -34,8 +34,10 @@ class Attention(nn.Module):
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None, heads_only: bool = False) -> torch.Tensor:
         """x (N, d), cu (S+1,) int32 -> (N, d); attention within each segment only. `heads_only`:
         the output at each segment's first row alone, (S, d)."""
-        if heads_only:
-            return self._forward_heads(x, cu, rope)
+        if heads_only and not (self.training and self.attn_dropout > 0):
+            return self._forward_heads(x, cu, rope)  # (S, d)
+        if heads_only:  # attention dropout: the full path, read at the head rows
+            return self.forward(x, cu, max_seqlen, rope)[cu[:-1].to(torch.int64)]  # (S, d)
         n = x.shape[0]
         qkv = self.qkv(x).view(n, 3, self.n_heads, self.head_dim)  # (N, 3, H, D)
         q, k, v = qkv.unbind(1)  # each (N, H, D)
