@@ -21,7 +21,7 @@ PROBE_TASKS = ("default_12m", "churn_6m", "ltv_positive")
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory so far in MB: this process, and the largest of its finished children."""
+    """Peak resident memory so far in MiB: this process, and the largest of its finished children."""
     kb = {who: resource.getrusage(getattr(resource, f"RUSAGE_{who.upper()}")).ru_maxrss
           for who in ("self", "children")}
     return {who: round(v / 1024, 1) for who, v in kb.items()}  # ru_maxrss is in KB on Linux
@@ -35,7 +35,7 @@ def _stage(name: str, timings: dict[str, float], memory: dict[str, dict]):
     timings[name] = round(time.perf_counter() - t0, 2)
     rss = memory[name] = peak_rss_mb()
     release_memory()
-    print(f"[quickstart] {name} done in {timings[name]:.1f}s (peak RSS so far {rss['self']:.0f} MB)",
+    print(f"[quickstart] {name} done in {timings[name]:.1f}s (peak RSS so far {rss['self']:.0f} MiB)",
           file=sys.stderr, flush=True)
 
 
