@@ -68,22 +68,28 @@ def _bucket_of(lengths: torch.Tensor) -> torch.Tensor:
     return (2 ** b).clamp(min=MIN_BUCKET)
 
 
-def _sdpa(q, k, v, cu_seqlens, max_seqlen, dropout_p=0.0):
-    """Bucket segments by length, pad each bucket densely, one SDPA call per bucket, unpad."""
-    total, H, D = q.shape
+def _padded_buckets(cu_seqlens: torch.Tensor, total: int):
+    """Non-empty segments bucketed by length (`_bucket_of`), for one dense call per bucket.
+    Yields per bucket (seg (n,) its segments, rows (n, L) their packed rows padded to the
+    bucket's longest, valid (n, L) which of those are real)."""
     cu = cu_seqlens.to(torch.int64)
     starts, lengths = cu[:-1], cu[1:] - cu[:-1]  # (S,), (S,)
-    buckets = _bucket_of(lengths)
-    buckets = torch.where(lengths > 0, buckets, torch.zeros_like(buckets))
-    out = q.new_zeros(total, H, D)
+    buckets = torch.where(lengths > 0, _bucket_of(lengths), torch.zeros_like(lengths))
     uniq = [b for b in torch.unique(buckets).tolist() if b > 0]
     # longest segment per bucket, fetched in one host sync
     maxes = torch.stack([lengths.masked_fill(buckets != b, 0).max() for b in uniq]).tolist() if uniq else []
     for b, L in zip(uniq, maxes):
         seg = torch.nonzero(buckets == b).squeeze(1)  # (n,)
-        ar = torch.arange(L, device=q.device)  # (L,)
+        ar = torch.arange(L, device=cu.device)  # (L,)
         valid = ar[None, :] < lengths[seg][:, None]  # (n, L)
         rows = (starts[seg][:, None] + ar[None, :]).clamp(max=total - 1)  # (n, L)
+        yield seg, rows, valid
+
+
+def _sdpa(q, k, v, cu_seqlens, max_seqlen, dropout_p=0.0):
+    """Bucket segments by length, pad each bucket densely, one SDPA call per bucket, unpad."""
+    out = q.new_zeros(q.shape)  # (N, H, D)
+    for _, rows, valid in _padded_buckets(cu_seqlens, q.shape[0]):
         qd, kd, vd = (t[rows].permute(0, 2, 1, 3) for t in (q, k, v))  # (n, H, L, D)
         mask = valid[:, None, None, :]  # (n, 1, 1, L) key-padding mask
         od = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=mask, dropout_p=dropout_p)  # (n, H, L, D)
@@ -99,20 +105,9 @@ def first_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     O(L^2)). For encoders whose last layer is read only at the segments' head rows.
 
     q (S, H, D) the head rows' queries; k, v (N, H, D) packed, segmented by cu_seqlens (S+1,)
-    int32, every segment non-empty -> (S, H, D). Segments are bucketed by length and padded,
-    one SDPA call per bucket, as `_sdpa` does."""
-    total = k.shape[0]
-    cu = cu_seqlens.to(torch.int64)
-    starts, lengths = cu[:-1], cu[1:] - cu[:-1]  # (S,), (S,)
-    buckets = _bucket_of(lengths)
-    out = q.new_zeros(q.shape)
-    uniq = torch.unique(buckets).tolist()
-    maxes = torch.stack([lengths.masked_fill(buckets != b, 0).max() for b in uniq]).tolist() if uniq else []
-    for b, L in zip(uniq, maxes):
-        seg = torch.nonzero(buckets == b).squeeze(1)  # (n,)
-        ar = torch.arange(L, device=q.device)  # (L,)
-        valid = ar[None, :] < lengths[seg][:, None]  # (n, L)
-        rows = (starts[seg][:, None] + ar[None, :]).clamp(max=total - 1)  # (n, L)
+    int32, every segment non-empty -> (S, H, D). Bucketed and padded as `_sdpa` is."""
+    out = q.new_zeros(q.shape)  # (S, H, D)
+    for seg, rows, valid in _padded_buckets(cu_seqlens, k.shape[0]):
         kd, vd = (t[rows].permute(0, 2, 1, 3) for t in (k, v))  # (n, H, L, D)
         qd = q[seg][:, :, None, :]  # (n, H, 1, D)
         od = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=valid[:, None, None, :])  # (n, H, 1, D)
