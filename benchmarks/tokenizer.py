@@ -13,7 +13,6 @@ Targets (2-core machine): fit + encode of the 2,000-user book <= 5 s with 2 work
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_result  # noqa: E402
 
 from pragmatiq import api  # noqa: E402
+from pragmatiq._memory import peak_rss_mb  # noqa: E402
 from pragmatiq.tokenizer import TokenBudgetSampler, TokenDataset, collate, records_to_batch  # noqa: E402
 
 
@@ -60,8 +60,8 @@ def main() -> None:
                 records_to_batch(rec, ds.vocab)
             records_all.append((time.perf_counter() - t0) / reps * 1e3)
         records_ms = min(records_all)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = peak_rss_mb()
+    peak, peak_children = rss["self"], rss["children"]
     result = {"n_users": args.n_users, "workers": args.workers, "events": m["events"], "tokens": m["tokens"],
               "fit_encode_s": wall, "fit_encode_all_s": walls, "events_per_s": m["events"] / wall,
               "collate_tokens_per_s": collate_rate, "records_ms_1000_events": records_ms,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -23,10 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_result  # noqa: E402
 
 from pragmatiq import api  # noqa: E402
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from pragmatiq._memory import peak_rss_mb  # noqa: E402
 
 
 def _train_once(tok: Path, root: Path, tag: str, cfg: dict) -> dict:
@@ -55,11 +51,11 @@ def main() -> None:
         api.synthesize({"n_users": args.n_users, "seed": 0}, out=tmp / "data", n_workers=2, progress=False)
         api.tokenize(tmp / "data", tmp / "tok", n_workers=2, progress=False)
         vocab = json.loads((tmp / "tok" / "vocab.json").read_text())["size"]
-        rss_before = _peak_rss_mb()
+        rss_before = peak_rss_mb()["self"]
         cfg = {"max_steps": args.steps, "token_budget": args.token_budget, "log_every": 5, "eval_every": 0,
                "checkpoint_every": 10**9}
         runs = [_train_once(tmp / "tok", tmp, f"bench{i}", cfg) for i in range(args.repeats)]
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()["self"]
     rates = [r["tokens_per_s"] for r in runs]
     best = max(runs, key=lambda r: r["tokens_per_s"])
     threads = load_pretrain_config("nano", cfg).num_threads

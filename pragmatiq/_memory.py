@@ -1,5 +1,6 @@
-"""Process memory hygiene for long CLI runs on glibc (Linux): fewer malloc arenas, and freed heap
-handed back to the OS between stages. Both are no-ops where the C library is not glibc.
+"""Process memory: the peak RSS so far, and hygiene for long CLI runs on glibc (Linux): fewer
+malloc arenas, and freed heap handed back to the OS between stages (both no-ops where the C
+library is not glibc).
 
 Measured on the 2-core machine (probe of `churn_6m` on the quickstart book, one process): peak RSS
 4.07 GB with glibc's default arenas, 1.64-1.76 GB with at most 2, at the same speed. Every thread
@@ -11,9 +12,18 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import resource
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 MAX_ARENAS = 2
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory so far in MiB: {"self": this process, "children": the largest of its
+    finished children}."""
+    kb = {who: resource.getrusage(getattr(resource, f"RUSAGE_{who.upper()}")).ru_maxrss
+          for who in ("self", "children")}
+    return {who: round(v / 1024, 1) for who, v in kb.items()}  # ru_maxrss is in KiB on Linux
 
 
 def _libc():

@@ -8,23 +8,15 @@ to stderr.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from pragmatiq import api
-from pragmatiq._memory import limit_malloc_arenas, release_memory
+from pragmatiq._memory import limit_malloc_arenas, peak_rss_mb, release_memory
 
 PROBE_TASKS = ("default_12m", "churn_6m", "ltv_positive")
-
-
-def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory so far in MiB: this process, and the largest of its finished children."""
-    kb = {who: resource.getrusage(getattr(resource, f"RUSAGE_{who.upper()}")).ru_maxrss
-          for who in ("self", "children")}
-    return {who: round(v / 1024, 1) for who, v in kb.items()}  # ru_maxrss is in KB on Linux
 
 
 @contextmanager
