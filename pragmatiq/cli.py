@@ -23,9 +23,9 @@ from pragmatiq.cli_output import user_errors as _user_errors
 @click.version_option(pragmatiq.__version__, prog_name="pragmatiq")
 def cli() -> None:
     """pragmatiq: a foundation model for banking event streams."""
-    from pragmatiq._memory import limit_malloc_arenas
+    from pragmatiq._memory import tune_malloc
 
-    limit_malloc_arenas()  # halves the peak RSS of long runs (see pragmatiq/_memory.py)
+    tune_malloc()  # halves the peak RSS of long runs (see pragmatiq/_memory.py)
 
 
 @cli.command()

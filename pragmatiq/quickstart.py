@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pragmatiq import api
-from pragmatiq._memory import limit_malloc_arenas, peak_rss_mb, release_memory
+from pragmatiq._memory import peak_rss_mb, release_memory, tune_malloc
 
 PROBE_TASKS = ("default_12m", "churn_6m", "ltv_positive")
 
@@ -41,7 +41,7 @@ def run_quickstart(
     serve: bool = True,
     progress: bool = True,
 ) -> dict:
-    limit_malloc_arenas()  # as the CLI does, for `api.quickstart` called from Python
+    tune_malloc()  # as the CLI does, for `api.quickstart` called from Python
     out = Path(out)
     data, tok, runs = out / "data", out / "tok", out / "runs"
     timings: dict[str, float] = {}
