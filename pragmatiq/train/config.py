@@ -36,9 +36,19 @@ class PretrainConfig:
     compile: bool = False  # torch.compile the model
     num_threads: int | None = None  # torch CPU threads (None: leave torch's default)
     head_workers: int | None = None  # threads for the fused MLM head's row blocks (None: idle cores)
+    # the fused MLM head's matmuls: "auto" (bf16 on a CPU that multiplies bf16 natively, else the
+    # autocast dtype: bf16 on CUDA, fp32 on other CPUs), "fp32" or "bf16"; softmax always fp32
+    head_precision: str = "auto"
     fsdp: bool = False  # fully_shard the model (large sizes, several GPUs)
     prefetch: int = 2
     model: dict = field(default_factory=dict)  # ModelConfig overrides
+
+    def __post_init__(self):
+        from pragmatiq.train.fused_ce import HEAD_PRECISIONS
+
+        if self.head_precision not in HEAD_PRECISIONS:
+            raise ValueError(f"pretraining config: head_precision must be one of {list(HEAD_PRECISIONS)}, "
+                             f"got {self.head_precision!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

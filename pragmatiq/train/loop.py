@@ -24,6 +24,7 @@ import yaml
 import pragmatiq
 from pragmatiq.train.checkpoint import load_checkpoint, rng_state, rotate, save_checkpoint, set_rng_state
 from pragmatiq.train.config import PretrainConfig, load_pretrain_config
+from pragmatiq.train.fused_ce import head_dtype
 from pragmatiq.train.loss import mlm_loss_sum
 from pragmatiq.train.masking import mask_batch, step_generator
 from pragmatiq.train.optim import build_optimizers, build_schedulers
@@ -178,6 +179,8 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     if cfg.compile:
         net = torch.compile(net)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    head = dict(label_smoothing=cfg.label_smoothing, head_workers=cfg.head_workers,
+                head_dtype=head_dtype(cfg.head_precision, device))
 
     class _Subset:  # the training users of the dataset, for the loader
         def read(self, idx):
@@ -237,12 +240,9 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                 b = b.to(device)
                 if autocast is not None:
                     with autocast:
-                        loss, ok = mlm_loss_sum(net, b, mk, label_smoothing=cfg.label_smoothing,
-                                                text_weight=cfg.text_mse_weight,
-                                                head_workers=cfg.head_workers)
+                        loss, ok = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight, **head)
                 else:
-                    loss, ok = mlm_loss_sum(net, b, mk, label_smoothing=cfg.label_smoothing,
-                                            text_weight=cfg.text_mse_weight, head_workers=cfg.head_workers)
+                    loss, ok = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight, **head)
                 # DDP averages gradients over processes: scale so the step is the global mean
                 (loss * dd.world / max(total, 1.0)).backward()
                 loss_sum += loss.item()
@@ -265,7 +265,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                            "tokens_per_s": tokens_seen * dd.world / max(elapsed, 1e-9),
                            "lr": [s.get_last_lr()[0] for s in scheds], "grad_norm": float(grad_norm)}
                     if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
-                        row["heldout_loss"] = _heldout_loss(model, ds, eval_users, cfg, device, collate)
+                        row["heldout_loss"] = _heldout_loss(model, ds, eval_users, cfg, device, collate, head)
                     with metrics_path.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
@@ -284,15 +284,14 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
 
 
 @torch.no_grad()
-def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate) -> float:
+def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: dict) -> float:
     model.eval()
     # held-out users up to one micro-batch of tokens (logits are (M, V): keep M bounded)
     keep = users[np.cumsum(ds.lengths[users]) <= max(cfg.token_budget, int(ds.lengths[users[0]]))]
     batch = collate(ds.read(keep)).to(device)
     mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
                     event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
-    loss, _ = mlm_loss_sum(model, batch, mk, label_smoothing=cfg.label_smoothing,
-                           head_workers=cfg.head_workers)
+    loss, _ = mlm_loss_sum(model, batch, mk, **head)
     model.train()
     return loss.item() / max(len(mk.target_index), 1)
 

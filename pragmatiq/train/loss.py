@@ -12,10 +12,11 @@ from pragmatiq.train.fused_ce import linear_cross_entropy
 
 
 def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_weight: float = 1.0,
-                 head_workers: int | None = None):
+                 head_workers: int | None = None, head_dtype: torch.dtype | None = None):
     """-> (summed loss over the M targets, number of targets whose logit is the largest). Summed,
     not averaged, so micro-batches and processes can be weighted by their masked-token counts.
-    `head_workers`: threads for the fused head (None: `fused_ce.default_workers`)."""
+    `head_workers`: threads for the fused head (None: `fused_ce.default_workers`); `head_dtype`:
+    its matmul dtype (None: the autocast dtype, or fp32)."""
     inputs = replace(batch, value_ids=masked.value_ids)
     if batch.text_vectors is not None and batch.text_token_index is not None:
         # a masked sentinel must not see its own text vector
@@ -27,7 +28,8 @@ def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_wei
     # = F.cross_entropy(core.mlm_logits(...), target_ids, label_smoothing, reduction="sum"), fused
     # and chunked over the rows so the (M, V) logits are never materialized
     loss, correct = linear_cross_entropy(h, core.tok_embed.weight, core.head_bias, masked.target_ids,
-                                         label_smoothing=label_smoothing, workers=head_workers)
+                                         label_smoothing=label_smoothing, workers=head_workers,
+                                         dtype=head_dtype)
     # keep every parameter in the graph even when nothing was masked (DDP needs it)
     loss = loss + 0.0 * out.user_emb.sum()
     if batch.text_vectors is not None and batch.text_token_index is not None:

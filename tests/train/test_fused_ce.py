@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from pragmatiq.tokenizer import TokenDataset, collate
-from pragmatiq.train.fused_ce import _bounds, linear_cross_entropy
+from pragmatiq.train.fused_ce import FLUSH_ROWS, _bounds, cpu_has_bf16, head_dtype, linear_cross_entropy
 from pragmatiq.train.loss import mlm_loss_sum
 from pragmatiq.train.masking import mask_batch, step_generator
 from pragmatiq.zoo import create_model
@@ -98,6 +98,39 @@ def test_worker_threads_follow_the_callers_thread_count():
         torch.set_num_threads(before)
     assert torch.equal(pooled[0], inline[0])
     assert all(torch.equal(a, c) for a, c in zip(pooled[2], inline[2]))
+
+
+@pytest.mark.parametrize("chunk,workers", [(64, 1), (7, 1), (64, 2), (500, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_bf16_matmuls_match_the_reference_at_bf16_tolerance(chunk, workers, bias):
+    # several flushes of the gathered probabilities (M > FLUSH_ROWS), chunks that do not divide them
+    h, w, b, y = _inputs(m=3 * FLUSH_ROWS + 37, v=500, d=32, bias=bias)
+    # the reference sees the same bf16-rounded operands: what is left is the products' rounding
+    hr, wr = (t.detach().bfloat16().float().requires_grad_() for t in (h, w))
+    br = b.detach().clone().requires_grad_() if bias else None
+    ref_loss, _, ref_grads = _reference(hr, wr, br, y, 0.1)
+    loss, _, grads = _fused(h, w, b, y, 0.1, chunk=chunk, workers=workers, dtype=torch.bfloat16)
+    assert loss.dtype == torch.float32 and all(g.dtype == torch.float32 for g in grads)
+    torch.testing.assert_close(loss, ref_loss, rtol=2e-3, atol=0)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=0, atol=2e-2 * r.abs().max().item())
+
+
+def test_bf16_is_bitwise_equal_for_any_number_of_worker_threads():
+    h, w, b, y = _inputs(m=2 * FLUSH_ROWS + 45)
+    runs = [_fused(h, w, b, y, 0.1, chunk=8, workers=k, dtype=torch.bfloat16) for k in (1, 2, 3)]
+    for other in runs[1:]:
+        assert torch.equal(runs[0][0], other[0])
+        assert all(torch.equal(a, c) for a, c in zip(runs[0][2], other[2]))
+
+
+def test_head_precision_settings():
+    cpu = torch.device("cpu")
+    assert head_dtype("fp32", cpu) is torch.float32 and head_dtype("bf16", cpu) is torch.bfloat16
+    assert head_dtype("auto", cpu) is (torch.bfloat16 if cpu_has_bf16() else None)
+    assert head_dtype("auto", torch.device("cuda")) is None  # autocast decides there
+    with pytest.raises(ValueError, match="head_precision"):
+        head_dtype("fp16", cpu)
 
 
 def test_no_grad_call_and_bad_shapes():

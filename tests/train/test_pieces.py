@@ -67,6 +67,8 @@ def test_config_layers_and_unknown_keys():
     assert cfg.max_steps == 7 and cfg.token_budget == 8192  # nano recipe, then the override
     with pytest.raises(ValueError, match="unknown pretraining config key"):
         load_pretrain_config("nano", {"max_stpes": 7})
+    with pytest.raises(ValueError, match="head_precision must be one of"):
+        load_pretrain_config("nano", {"head_precision": "fp16"})
 
 
 def test_checkpoint_is_atomic(tmp_path, monkeypatch):
