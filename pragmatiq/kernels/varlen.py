@@ -87,15 +87,23 @@ def _padded_buckets(cu_seqlens: torch.Tensor, total: int):
 
 
 def _sdpa(q, k, v, cu_seqlens, max_seqlen, dropout_p=0.0):
-    """Bucket segments by length, pad each bucket densely, one SDPA call per bucket, unpad."""
-    out = q.new_zeros(q.shape)  # (N, H, D)
+    """Bucket segments by length, pad each bucket densely, one SDPA call per bucket, then one
+    gather of every packed row from the buckets' concatenated outputs (measured on CPU: 10-20%
+    faster than unpadding each bucket by mask and scattering it back)."""
+    outs = []  # per bucket (n * L, H, D)
+    where = torch.empty(q.shape[0], dtype=torch.int64, device=q.device)  # (N,) row -> place in cat(outs)
+    offset = 0
     for _, rows, valid in _padded_buckets(cu_seqlens, q.shape[0]):
         qd, kd, vd = (t[rows].permute(0, 2, 1, 3) for t in (q, k, v))  # (n, H, L, D)
         mask = valid[:, None, None, :]  # (n, 1, 1, L) key-padding mask
         od = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=mask, dropout_p=dropout_p)  # (n, H, L, D)
-        od = od.permute(0, 2, 1, 3)[valid]  # (rows in bucket, H, D)
-        out = out.index_copy(0, rows[valid], od)  # unique rows: no duplicate-index scatter
-    return out
+        n, L = rows.shape
+        outs.append(od.permute(0, 2, 1, 3).reshape(n * L, *q.shape[1:]))
+        where[rows[valid]] = torch.arange(offset, offset + n * L, device=q.device).view(n, L)[valid]
+        offset += n * L
+    if not outs:
+        return q.new_zeros(q.shape)
+    return torch.cat(outs)[where]  # every row lies in a non-empty segment, so every place is set
 
 
 def first_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -105,14 +113,25 @@ def first_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     O(L^2)). For encoders whose last layer is read only at the segments' head rows.
 
     q (S, H, D) the head rows' queries; k, v (N, H, D) packed, segmented by cu_seqlens (S+1,)
-    int32, every segment non-empty -> (S, H, D). Bucketed and padded as `_sdpa` is."""
-    out = q.new_zeros(q.shape)  # (S, H, D)
-    for seg, rows, valid in _padded_buckets(cu_seqlens, k.shape[0]):
-        kd, vd = (t[rows].permute(0, 2, 1, 3) for t in (k, v))  # (n, H, L, D)
-        qd = q[seg][:, :, None, :]  # (n, H, 1, D)
-        od = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=valid[:, None, None, :])  # (n, H, 1, D)
-        out = out.index_copy(0, seg, od[:, :, 0])
-    return out
+    int32, every segment non-empty -> (S, H, D).
+
+    One score per packed row and a softmax within each segment by segment reductions, in fp32:
+    nothing is padded, so a long history costs its length, not the next power of two, and the
+    many short events need no per-bucket gathers (measured on the 2-core CPU: 2-10x faster than
+    padded SDPA buckets for the event and history encoders' heads)."""
+    n, h, d = k.shape
+    if n == 0:  # no segments (every segment is non-empty)
+        return q.new_zeros(q.shape)
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).to(torch.int64)  # (S,)
+    seg = torch.repeat_interleave(torch.arange(lengths.shape[0], device=k.device), lengths,
+                                  output_size=n)  # (N,) segment of every row
+    s = (q.float()[seg] * k.float()).sum(-1) * d ** -0.5  # (N, H) scores
+    m = torch.segment_reduce(s, "max", lengths=lengths)  # (S, H)
+    e = (s - m[seg]).exp()  # (N, H), at most 1
+    z = torch.segment_reduce(e, "sum", lengths=lengths)  # (S, H), at least 1 where non-empty
+    out = torch.zeros(lengths.shape[0], h, d, dtype=torch.float32, device=k.device).index_add(
+        0, seg, e[..., None] * v.float())  # (S, H, D)
+    return (out / z.clamp(min=torch.finfo(torch.float32).tiny)[..., None]).to(v.dtype)
 
 
 def _sdpa_refuse(q, cu_seqlens, max_seqlen, dropout_p):

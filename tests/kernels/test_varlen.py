@@ -163,3 +163,20 @@ def test_first_query_attention_is_varlen_at_the_head_rows(case):
     heads = cu[:-1].long()
     got = first_query_attention(q[heads], k, v, cu)  # (S, H, D)
     torch.testing.assert_close(got, full[heads], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_first_query_attention_gradients_match_the_reference(case):
+    # the profile encoder trains through it: gradients in q, k and v, not only the values
+    from pragmatiq.kernels import first_query_attention
+
+    q, k, v, do, cu, m = ragged(CASES[case])
+    lengths = cu[1:] - cu[:-1]
+    cu = cu[torch.cat([torch.ones(1, dtype=torch.bool), lengths > 0])]
+    heads = cu[:-1].long()
+    _, gq, gk, gv = _fwd_bwd("reference", q, k, v, torch.zeros_like(do).index_copy(0, heads, do[heads]), cu, m)
+    qh, k2, v2 = (t.detach().clone().requires_grad_(True) for t in (q[heads], k, v))
+    got = torch.autograd.grad(first_query_attention(qh, k2, v2, cu), (qh, k2, v2), do[heads])
+    # the reference's query gradient is non-zero at the head rows only
+    for g, r in zip(got, (gq[heads], gk, gv)):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
