@@ -113,13 +113,15 @@ def probe(
     progress: bool = True,
     n_workers: int = 1,
     token_budget: int = 32768,
+    folds: int = 1,
 ) -> dict:
-    """Embed histories cut at each user's `eval_ts`, fit probes on a seeded split and compare
-    them with raw-count and hand-crafted baselines on the same split."""
+    """Embed histories cut at each user's `eval_ts`, fit probes on a seeded split (or `folds`-fold
+    cross-validation) and compare them with raw-count and hand-crafted baselines on the same
+    split."""
     from pragmatiq.eval import probe as _probe
 
     return _probe(data_dir, run_dir, label, tok_dir=tok_dir, seed=seed, device=device,
-                  progress=progress, n_workers=n_workers, token_budget=token_budget)
+                  progress=progress, n_workers=n_workers, token_budget=token_budget, folds=folds)
 
 
 def quickstart(

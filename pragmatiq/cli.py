@@ -145,14 +145,16 @@ def pretrain(tok_dir, name, model_size, config, max_steps, token_budget, runs_ro
               help="Raw dataset (default: the one recorded in TOK_DIR's manifest).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="1: one seeded 70/30 split; k > 1: stratified k-fold cross-validation (mean±std).")
 @_user_errors
-def probe(tok_dir, run_dir, label, data_dir, seed, device) -> None:
+def probe(tok_dir, run_dir, label, data_dir, seed, device, folds) -> None:
     """Probe a run's embeddings on a label table against count and aggregate baselines."""
     from pragmatiq.eval import format_probe_table
 
     if data_dir is None:
         data_dir = _data_dir_of(tok_dir)
-    result = api.probe(data_dir, run_dir, label, tok_dir=tok_dir, seed=seed, device=device)
+    result = api.probe(data_dir, run_dir, label, tok_dir=tok_dir, seed=seed, device=device, folds=folds)
     click.echo(format_probe_table(result), err=True)
     _emit(result)
 

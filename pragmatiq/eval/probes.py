@@ -35,6 +35,46 @@ def split_users(y: np.ndarray, *, seed: int = 0, test_size: float = 0.3) -> tupl
     return np.sort(tr), np.sort(te)
 
 
+def fold_splits(y: np.ndarray, *, seed: int = 0, folds: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified k-fold split of row indices -> `folds` pairs `(train_idx, test_idx)`,
+    sorted int64; every user is held out exactly once. Needs at least `folds` users per class."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    counts = np.unique(y, return_counts=True)[1]
+    if len(counts) < 2 or counts.min() < folds:
+        raise ValueError(f"{folds}-fold probes need at least {folds} users of each class; the label"
+                         f" has class counts {counts.tolist()}")
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [(np.sort(tr), np.sort(te)) for tr, te in cv.split(np.zeros(len(y)), y)]
+
+
+def cross_validate(X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], *,
+                   seed: int = 0, models: tuple[str, ...] = MODELS) -> dict:
+    """`fit_probe` on every fold of `splits` (from `fold_splits`) -> the same keys, with each
+    model's `roc_auc`/`pr_auc` the mean over folds, `roc_auc_std`/`pr_auc_std` their standard
+    deviation and `roc_auc_folds` the per-fold values; `n_test` counts every held-out user once
+    (all of them), `n_train` is the mean training size."""
+    runs = [fit_probe(X, y, seed=seed, split=sp, models=models) for sp in splits]
+    out = {"models": {}, "folds": len(splits), "n_train": int(round(np.mean([r["n_train"] for r in runs]))),
+           "n_test": int(sum(r["n_test"] for r in runs)), "n_pos_test": int(sum(r["n_pos_test"] for r in runs)),
+           "split": split_digest(np.concatenate([te for _, te in splits]))}
+    out["test_prevalence"] = out["n_pos_test"] / max(out["n_test"], 1)
+    for name in models:
+        stats = {}
+        for metric in ("roc_auc", "pr_auc"):
+            vals = np.array([r["models"][name][metric] for r in runs], dtype=np.float64)
+            ok = vals[~np.isnan(vals)]
+            stats[metric] = float(ok.mean()) if len(ok) else float("nan")
+            stats[f"{metric}_std"] = float(ok.std()) if len(ok) else float("nan")
+            if metric == "roc_auc":
+                stats["roc_auc_folds"] = vals.tolist()
+        out["models"][name] = stats
+    return out
+
+
 def split_digest(test_idx: np.ndarray) -> str:
     """Short fingerprint of a held-out set (identical across feature sets of one probe)."""
     return hashlib.sha256(np.asarray(test_idx, dtype=np.int64).tobytes()).hexdigest()[:12]

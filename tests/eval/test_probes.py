@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pragmatiq.eval import fit_probe, split_users
+from pragmatiq.eval import cross_validate, fit_probe, fold_splits, split_users
 from pragmatiq.eval.probes import MODELS, split_digest
 
 
@@ -81,3 +81,31 @@ def test_rare_class_falls_back_and_reports_nan():
     with pytest.warns(UserWarning, match="without stratification"):
         res = fit_probe(X, y, seed=0)
     assert set(res["models"]) == set(MODELS)  # NaN scores where a split side has one class
+
+
+def test_folds_hold_every_user_out_once_stratified_and_seeded():
+    X, y = _data()
+    splits = fold_splits(y, seed=4, folds=5)
+    held = np.concatenate([te for _, te in splits])
+    assert sorted(held.tolist()) == list(range(len(y)))
+    for tr, te in splits:
+        assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(y)
+        assert abs(y[te].mean() - y.mean()) < 0.02  # stratified
+    again = fold_splits(y, seed=4, folds=5)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, again))
+    assert not np.array_equal(splits[0][1], fold_splits(y, seed=5, folds=5)[0][1])
+    with pytest.raises(ValueError, match="at least 700 users of each class"):
+        fold_splits(y, folds=700)
+
+
+def test_cross_validation_scores_are_fold_means():
+    X, y = _data()
+    splits = fold_splits(y, seed=0, folds=4)
+    res = cross_validate(X, y, splits, seed=0)
+    assert res["folds"] == 4 and res["n_test"] == len(y) and res["n_pos_test"] == int(y.sum())
+    for name in MODELS:
+        m = res["models"][name]
+        per_fold = [fit_probe(X, y, seed=0, split=sp)["models"][name]["roc_auc"] for sp in splits]
+        assert m["roc_auc_folds"] == pytest.approx(per_fold)
+        assert m["roc_auc"] == pytest.approx(np.mean(per_fold)) and m["roc_auc_std"] == pytest.approx(np.std(per_fold))
+        assert m["roc_auc"] > 0.8 and m["pr_auc"] > y.mean() and m["pr_auc_std"] >= 0

@@ -69,6 +69,23 @@ def test_embeddings_reused_when_cuts_match(synth_book, stub_embed):
     assert len(stub_embed) == 3
 
 
+def test_cross_validated_probe_uses_the_same_folds_for_every_feature_set(synth_book, stub_embed):
+    label = synth_book / "labels/churn_6m.parquet"
+    res = probe(synth_book, "RUN", label, seed=1, progress=False, folds=3)
+    assert res["folds"] == 3 and res["n_test"] == res["n_users"]
+    emb = {r["model"]: r["roc_auc_folds"] for r in res["rows"] if r["features"] == "embedding"}
+    cnt = {r["model"]: r["roc_auc_folds"] for r in res["rows"] if r["features"] == "counts"}
+    for m in emb:  # the stub embedding is the counts baseline: same folds, same scores
+        assert emb[m] == pytest.approx(cnt[m])
+    for r in res["rows"]:
+        assert len(r["roc_auc_folds"]) == 3 and r["roc_auc_std"] >= 0
+    lines = format_probe_table(res).splitlines()
+    assert "±" in lines[2]
+    json.dumps(res)
+    with pytest.raises(ValueError, match="folds must be"):
+        probe(synth_book, "RUN", label, progress=False, folds=0)
+
+
 def test_baselines_only_without_a_run(synth_book):
     res = probe(synth_book, None, synth_book / "labels/ltv_positive.parquet",
                 feature_sets=("counts", "aggregates"), progress=False)
