@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from pragmatiq import _optional
+from pragmatiq.kernels.dense import segment_ids
 
 
 class Backend(NamedTuple):
@@ -123,8 +124,7 @@ def first_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if n == 0:  # no segments (every segment is non-empty)
         return q.new_zeros(q.shape)
     lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).to(torch.int64)  # (S,)
-    seg = torch.repeat_interleave(torch.arange(lengths.shape[0], device=k.device), lengths,
-                                  output_size=n)  # (N,) segment of every row
+    seg = segment_ids(cu_seqlens, n)  # (N,) segment of every row
     s = (q.float()[seg] * k.float()).sum(-1) * d ** -0.5  # (N, H) scores
     m = torch.segment_reduce(s, "max", lengths=lengths)  # (S, H)
     e = (s - m[seg]).exp()  # (N, H), at most 1
