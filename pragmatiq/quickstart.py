@@ -20,8 +20,8 @@ PROBE_TASKS = ("default_12m", "churn_6m", "ltv_positive")
 # glibc's mmap threshold while pretraining (bytes; 16 MiB otherwise, see pragmatiq/_memory.py):
 # mid-size activations of the book's few huge batches then come from mmap, not the heap, which
 # leaves less fragmented heap for the probe stage. Measured on the 2-core machine: pretraining peak
-# 2.5-2.6 -> 2.1-2.2 GiB and the quickstart's peak (probe stage) 2.88 -> 2.68 GiB, at up to 5% of
-# the training time.
+# 2.5-2.6 -> 2.1-2.2 GiB and the quickstart's peak (probe stage) 2,880-2,891 -> 2,657-2,713 MiB, at
+# up to 5% of the training time.
 PRETRAIN_MMAP_THRESHOLD = 4 << 20
 
 
