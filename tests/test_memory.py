@@ -28,7 +28,7 @@ SCENARIO = """
 import numpy as np
 from pragmatiq._memory import tune_malloc
 from tests.test_memory import rss_mb
-assert tune_malloc() is TUNE
+assert tune_malloc() is True
 big = np.ones(30 << 20, np.uint8)
 del big
 block = np.ones(20 << 20, np.uint8)
@@ -43,7 +43,7 @@ def test_a_large_free_does_not_move_large_blocks_onto_the_heap():
     # glibc's dynamic threshold would rise to 30 MB here and put the next 20 MB block on the
     # heap, where freeing it keeps it resident; pinned at 16 MiB, it is mapped and unmapped.
     # A fresh process: in this one, earlier tests may have left free heap that a block reuses
-    out = subprocess.run([sys.executable, "-c", SCENARIO.replace("TUNE", "True")], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", SCENARIO], capture_output=True,
                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     assert float(out.stdout) > 15  # MiB handed back by the free
 

@@ -125,14 +125,15 @@ def _row_block(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, need) -
             if g_wb is not None:
                 g_wb.addmm_(p.t(), xa[i - lo:j - lo])  # (V, d[+1])
             continue
+        if g_x is None and g_wb is None:  # loss only: no products
+            continue
         pc = pb[i - f0:j - f0]
         pc.copy_(p)  # (c, V) in the compute dtype
         if g_x is not None:
             g_x[i:j] = pc @ w
-        if g_wb is not None and (j - f0 + chunk > flush or j == hi):  # pb full, or the last chunk
-            g_wb += pb[: j - f0].t() @ xa[f0 - lo:j - lo]  # (V, d[+1])
-            f0 = j
-        elif g_wb is None and j - f0 + chunk > flush:
+        if j - f0 + chunk > flush or j == hi:  # pb full, or the last chunk
+            if g_wb is not None:
+                g_wb += pb[: j - f0].t() @ xa[f0 - lo:j - lo]  # (V, d[+1])
             f0 = j
     if g_wb is None:
         return None, None
