@@ -116,6 +116,14 @@ def test_bf16_matmuls_match_the_reference_at_bf16_tolerance(chunk, workers, bias
         torch.testing.assert_close(g, r, rtol=0, atol=2e-2 * r.abs().max().item())
 
 
+def test_bf16_loss_without_gradients_is_the_same_loss():
+    h, w, b, y = _inputs(m=2 * FLUSH_ROWS + 45)
+    with_grad, _ = linear_cross_entropy(h, w, b, y, label_smoothing=0.1, chunk=8, dtype=torch.bfloat16)
+    with torch.no_grad():
+        without, _ = linear_cross_entropy(h, w, b, y, label_smoothing=0.1, chunk=8, dtype=torch.bfloat16)
+    assert torch.equal(with_grad.detach(), without)
+
+
 def test_bf16_is_bitwise_equal_for_any_number_of_worker_threads():
     h, w, b, y = _inputs(m=2 * FLUSH_ROWS + 45)
     runs = [_fused(h, w, b, y, 0.1, chunk=8, workers=k, dtype=torch.bfloat16) for k in (1, 2, 3)]
