@@ -8,7 +8,7 @@ from pragmatiq.tokenizer.vocab import MASK, UNK
 from pragmatiq.train import load_pretrain_config, mask_batch
 from pragmatiq.train.checkpoint import load_checkpoint, save_checkpoint
 from pragmatiq.train.masking import step_generator
-from pragmatiq.train.optim import lr_factor, split_parameters
+from pragmatiq.train.optim import Muon, lr_factor, newton_schulz_dtype, orthogonalize, split_parameters
 from pragmatiq.zoo import create_model
 
 
@@ -80,3 +80,51 @@ def test_checkpoint_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         save_checkpoint(path, {"step": 2})
     assert load_checkpoint(path)["step"] == 1
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_muon_in_bf16_is_torch_muon(nesterov):
+    """Our Muon with a bf16 iteration takes torch.optim.Muon's steps bit for bit (a tall, a wide
+    and a square matrix, weight decay, both momentum forms), and leaves the same state."""
+    torch.manual_seed(0)
+    shapes = [(96, 32), (32, 80), (48, 48)]
+    ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    kw = dict(lr=0.02, weight_decay=0.01, nesterov=nesterov)
+    opt, opt_ref = Muon(ours, ns_dtype=torch.bfloat16, **kw), torch.optim.Muon(ref, **kw)
+    for _ in range(3):
+        for a, b in zip(ours, ref):
+            a.grad = torch.randn(a.shape)
+            b.grad = a.grad.clone()
+        opt.step()
+        opt_ref.step()
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+        assert torch.equal(opt.state[a]["momentum_buffer"], opt_ref.state[b]["momentum_buffer"])
+
+
+def test_muon_fp32_iteration_matches_bf16():
+    """In fp32 the orthogonalized update is the bf16 one to bf16 precision, and it does not
+    touch its input (without Nesterov the input is the momentum buffer itself)."""
+    torch.manual_seed(0)
+    g = torch.randn(64, 256)
+    before = g.clone()
+    coeffs = (3.4445, -4.7750, 2.0315)
+    o32 = orthogonalize(g, coeffs, 5, 1e-7, torch.float32)
+    o16 = orthogonalize(g, coeffs, 5, 1e-7, torch.bfloat16)
+    assert torch.equal(g, before)
+    assert o32.dtype == torch.float32 and o32.shape == g.shape
+    assert torch.allclose(o32, o16.float(), atol=0.03, rtol=0.03)
+    # the iteration's fixed band: singular values of the update lie roughly in [0.5, 1.5]
+    sv = torch.linalg.svdvals(o32)
+    assert 0.3 < sv.min() and sv.max() < 1.6
+
+
+def test_newton_schulz_dtype_follows_the_hardware(monkeypatch):
+    import pragmatiq.train.optim as optim
+
+    monkeypatch.setattr(optim, "cpu_has_bf16", lambda: False)
+    assert newton_schulz_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(optim, "cpu_has_bf16", lambda: True)
+    assert newton_schulz_dtype(torch.device("cpu")) == torch.bfloat16
+    assert newton_schulz_dtype(torch.device("meta")) == torch.bfloat16
