@@ -35,7 +35,7 @@ class PretrainConfig:
     stop_after: int | None = None  # stop (with a checkpoint) at this step, as a spot interruption would
     compile: bool = False  # torch.compile the model
     num_threads: int | None = None  # torch CPU threads (None: leave torch's default)
-    head_workers: int | None = None  # threads for the fused MLM head's row blocks (None: idle cores)
+    head_workers: int | None = None  # threads for the fused MLM head's row blocks (None: this process's cores)
     # the fused MLM head's matmuls: "auto" (bf16 on a CPU that multiplies bf16 natively, else the
     # autocast dtype: bf16 on CUDA, fp32 on other CPUs), "fp32" or "bf16"; softmax always fp32
     head_precision: str = "auto"

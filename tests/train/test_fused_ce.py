@@ -85,19 +85,22 @@ def test_bitwise_equal_for_any_number_of_worker_threads():
         assert all(torch.equal(a, c) for a, c in zip(runs[0][2], other[2]))
 
 
-def test_worker_threads_follow_the_callers_thread_count():
+def test_blocks_are_the_same_whatever_the_callers_thread_count():
+    """On CPU each row block runs with one intra-op thread, inline or pooled, and the caller's
+    thread count is left as it was."""
     h, w, b, y = _inputs(m=301)
     before = torch.get_num_threads()
+    runs = []
     try:
-        torch.set_num_threads(2)
-        _fused(h, w, b, y, 0.1, chunk=8, workers=2)  # pool threads start with 2 intra-op threads
-        torch.set_num_threads(1)
-        pooled = _fused(h, w, b, y, 0.1, chunk=8, workers=2)
-        inline = _fused(h, w, b, y, 0.1, chunk=8, workers=1)
+        for threads, workers in ((2, 1), (1, 2), (2, 2), (1, 1)):
+            torch.set_num_threads(threads)
+            runs.append(_fused(h, w, b, y, 0.1, chunk=8, workers=workers))
+            assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(pooled[0], inline[0])
-    assert all(torch.equal(a, c) for a, c in zip(pooled[2], inline[2]))
+    for other in runs[1:]:
+        assert torch.equal(runs[0][0], other[0])
+        assert all(torch.equal(a, c) for a, c in zip(runs[0][2], other[2]))
 
 
 @pytest.mark.parametrize("chunk,workers", [(64, 1), (7, 1), (64, 2), (500, 1)])
