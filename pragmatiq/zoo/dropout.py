@@ -1,19 +1,33 @@
 """Dropout with a cheaper mask on CPU.
 
 `nn.Dropout` on CPU draws one float Bernoulli sample per element: 3.3 ms forward and backward for
-a (8192, 64) activation on the 2-core machine. Drawing 16 random bits per element and comparing
-them with a threshold takes 2.0 ms (nano pretraining: +3% tokens/s, measured A/B), with a drop
-probability within 2^-15 of the configured one and the scale matched to it, so the output stays
-unbiased. Other devices use `F.dropout` (fused there). Identity in eval mode, as `nn.Dropout`.
+a (8192, 64) activation on the 2-core machine. Comparing 15 random bits per element with a
+threshold takes 2.0 ms (nano pretraining: +3% tokens/s, measured A/B), with a drop probability
+within 2^-15 of the configured one and the scale matched to it, so the output stays unbiased.
+The bits come four elements to one 63-bit draw: (10509, 64) masks in 1.8 ms instead of 4.6 with
+one int16 draw per element (measured on the 2-core AVX2 machine). Other devices use `F.dropout`
+(fused there). Identity in eval mode, as `nn.Dropout`.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_BITS = 15  # int16 `random_()` draws uniformly from [0, 2^15)
+_BITS = 15  # each element's draw: 15 uniform bits, in [0, 2^15)
+
+
+def keep_mask(shape: torch.Size, threshold: int) -> torch.Tensor:
+    """A bool mask of `shape`, each element kept when its 15-bit uniform draw is >= threshold.
+    int64 `random_()` is uniform in [0, 2^63): all its bits but the top one are fair and
+    independent, so each of its four 16-bit lanes, with the lane's top bit cleared, is one draw."""
+    n = math.prod(shape)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_()  # (ceil(n/4),)
+    draws = bits.view(torch.int16)[:n] & (2**_BITS - 1)  # (n,) in [0, 2^15)
+    return (draws >= threshold).view(shape)
 
 
 class Dropout(nn.Module):
@@ -30,8 +44,7 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        keep = torch.empty(x.shape, dtype=torch.int16).random_() >= self.threshold  # (same as x) bool
-        return x * (keep * self.scale)
+        return x * (keep_mask(x.shape, self.threshold) * self.scale)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

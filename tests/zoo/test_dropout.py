@@ -38,3 +38,18 @@ def test_seeded():
 def test_rejects_bad_probability():
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         Dropout(1.0)
+
+
+def test_every_lane_of_a_draw_drops_at_the_rate():
+    """Four elements share one 63-bit draw: each of the four positions (and an odd-sized tail)
+    drops at p, none always or never."""
+    from pragmatiq.zoo.dropout import keep_mask
+
+    torch.manual_seed(0)
+    threshold = round(0.25 * 2**15)
+    keep = keep_mask(torch.Size([100_003]), threshold)  # not a multiple of four
+    assert keep.shape == (100_003,)
+    for lane in range(4):
+        assert abs(1 - keep[lane::4].float().mean().item() - 0.25) < 0.01, lane  # ~4.6 std
+    assert keep_mask(torch.Size([3, 5]), threshold).shape == (3, 5)
+    assert keep_mask(torch.Size([0, 64]), threshold).shape == (0, 64)
