@@ -26,8 +26,32 @@ def machine(*dists: str) -> dict:
         ram = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         ram = None
-    return {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "ram_gb": ram, "load_average": os.getloadavg(), "versions": versions}
+    return {"platform": platform.platform(), "processor": platform.processor() or _cpu_model(),
+            "cpu": _cpu_isa(), "python": platform.python_version(), "cpu_count": os.cpu_count(), "ram_gb": ram,
+            "load_average": os.getloadavg(), "versions": versions}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ""."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _cpu_isa() -> dict:
+    """What the CPU kernels can use: torch's vector capability and native bf16 (the hosts this
+    project's numbers come from differ: AVX2 only, or AVX-512 with bf16)."""
+    try:
+        import torch
+
+        from pragmatiq.train.fused_ce import cpu_has_bf16
+    except ImportError:
+        return {}
+    return {"torch_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_bf16()}
 
 
 def write_result(name: str, payload: dict) -> Path:

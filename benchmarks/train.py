@@ -1,4 +1,4 @@
-"""Pretraining throughput on CPU: nano at token budget 8,192 (target >= 60k tokens/s here).
+"""Pretraining throughput on CPU: nano at token budget 8,192 (target >= 60k tokens/s on the 2-core machine).
 
     python benchmarks/train.py [--n-users 500] [--steps 40] [--repeats 3] [--head-precision auto,fp32]
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write_result  # noqa: E402
+from _common import machine, table, write_result  # noqa: E402
 
 from pragmatiq import api  # noqa: E402
 from pragmatiq._memory import peak_rss_mb  # noqa: E402
@@ -85,6 +85,8 @@ def main() -> None:
                      f"{r['tokens_per_s']:,.0f}", " / ".join(f"{x:,.0f}" for x in r["tokens_per_s_runs"]),
                      ">= 60,000", f"{peak:.0f}"))
     print(table(rows))
+    cpu = machine()
+    print(f"CPU: {cpu['processor']}, {cpu['cpu_count']} cores, {cpu['cpu']}")
     print("wrote", write_result("train", result))
 
 
