@@ -79,13 +79,13 @@ def _softmax_(z: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten._softmax.out(z, -1, False, out=z)
 
 
-def _wb_sums(x: torch.Tensor, lo: int, hi: int, v: int, need) -> tuple:
-    """-> ([x | 1] (or x) rows [lo, hi), the fp32 dL/dw (V, d) [| dL/db] sums (V, d[+1]) or None).
-    The ones column makes dL/db the last column of the dL/dw product."""
+def _wb_sums(x: torch.Tensor, lo: int, hi: int, v: int, ones: bool, want: bool) -> tuple:
+    """-> (rows [lo, hi) of x, with a ones column when `ones`; the fp32 dL/dw (V, d) [| dL/db]
+    sums (V, d[+1]) when `want`, else None). The ones column makes dL/db the last column of the
+    dL/dw product (and, in fp32, the bias a last column of the logits product)."""
     xa = x[lo:hi]
-    if need[2]:
+    if ones:
         xa = torch.cat([xa, torch.ones(hi - lo, 1, dtype=x.dtype, device=x.device)], 1)
-    want = need[1] or need[2]
     return xa, (torch.zeros(v, xa.shape[1], dtype=torch.float32, device=x.device) if want else None)
 
 
@@ -110,9 +110,7 @@ def _row_block_fp32(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, ne
     as a last column of w against a ones column of x, and the softmax's normalization is applied
     to the (c, d)-sized operands of the gradient products, not to the (V, c) block."""
     (v, d), g_x = w.shape, out["g_x"]
-    xa, g_wb = _wb_sums(x, lo, hi, v, (need[0], need[1], b is not None))  # (n, d[+1]), (V, d[+1])
-    if not (need[1] or need[2]):
-        g_wb = None
+    xa, g_wb = _wb_sums(x, lo, hi, v, b is not None, need[1] or need[2])  # (n, d[+1]), (V, d[+1])
     wb = torch.cat([w, b[:, None]], 1) if b is not None else w  # (V, d[+1])
     buf = torch.empty(v * min(chunk, hi - lo), dtype=torch.float32, device=x.device)
     for i in range(lo, hi, chunk):
@@ -138,7 +136,7 @@ def _row_block_lowp(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, ne
     dtype first, so the dL/dw product runs over many rows at once and is added to the fp32 sums
     once per flush."""
     (v, d), g_x = w.shape, out["g_x"]
-    xa, g_wb = _wb_sums(x, lo, hi, v, need)
+    xa, g_wb = _wb_sums(x, lo, hi, v, need[2], need[1] or need[2])
     kw = dict(dtype=torch.float32, device=x.device)
     z = torch.empty(min(chunk, hi - lo), v, **kw)  # the reused logits block
     flush = min(max(FLUSH_ROWS, chunk), hi - lo)

@@ -64,7 +64,7 @@ class Muon(torch.optim.Muon):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
+            lr, wd, mom = float(group["lr"]), group["weight_decay"], group["momentum"]
             for p in group["params"]:
                 if p.grad is None:
                     continue

@@ -77,6 +77,23 @@ def test_empty_rows_give_zero_loss_and_zero_gradients():
     assert all(torch.count_nonzero(g) == 0 for g in grads)
 
 
+@pytest.mark.parametrize("frozen", ["h", "weight", "bias", "weight and bias"])
+def test_frozen_inputs_get_no_gradient_and_the_rest_match(frozen):
+    """Only the inputs that require grad get one (a frozen bias still shifts the logits)."""
+    h, w, b, y = _inputs(m=90)
+    for name, t in (("h", h), ("weight", w), ("bias", b)):
+        if name in frozen.split(" and "):
+            t.requires_grad_(False)
+    live = [t for t in (h, w, b) if t.requires_grad]
+    ref = F.cross_entropy(F.linear(h, w, b), y, label_smoothing=0.1, reduction="sum")
+    ref_grads = torch.autograd.grad(ref, live)
+    loss, _ = linear_cross_entropy(h, w, b, y, label_smoothing=0.1, chunk=16, workers=2)
+    grads = torch.autograd.grad(loss, live)
+    torch.testing.assert_close(loss, ref, rtol=RTOL, atol=ATOL)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=RTOL, atol=ATOL)
+
+
 def test_bitwise_equal_for_any_number_of_worker_threads():
     h, w, b, y = _inputs(m=301)
     runs = [_fused(h, w, b, y, 0.1, chunk=8, workers=k) for k in (1, 2, 3, 2)]
