@@ -95,23 +95,20 @@ def _split_wb(g_wb: torch.Tensor | None, d: int, need) -> tuple:
     return (g_wb[:, :d] if need[1] else None), (g_wb[:, d] if need[2] else None)
 
 
-def _row_block(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, need) -> tuple:
-    """Rows [lo, hi) of the fused head, `chunk` rows at a time: writes out["z_y"], out["lse"],
-    out["hit"] (M,) and out["g_x"] (M, d) at those rows and returns this block's (softmax part of
-    dL/dw (V, d) or None, of dL/db (V,) or None), fp32."""
-    run = _row_block_fp32 if x.dtype == torch.float32 else _row_block_lowp
-    return run(x, w, b, target, lo, hi, chunk, out, need)
+# A row block: rows [lo, hi) of the fused head, `chunk` rows at a time. It writes out["z_y"],
+# out["lse"], out["hit"] (M,) and out["g_x"] (M, d) at those rows and returns its (softmax part of
+# dL/dw (V, d) or None, of dL/db (V,) or None), fp32.
 
 
-def _row_block_fp32(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, need) -> tuple:
-    """`_row_block` in fp32, through one reused logits block laid out transposed, (V, c): the
+def _row_block_fp32(x, w, wb, target, lo: int, hi: int, chunk: int, out: dict, need) -> tuple:
+    """A row block in fp32, through one reused logits block laid out transposed, (V, c): the
     product w @ x^T, tall and thin, runs at ~90 GF/s on the 2-core AVX2 machine where x @ w^T
-    into a (c, V) block runs at 25 (measured, V = 11.8k, d = 64). The bias rides in the product
-    as a last column of w against a ones column of x, and the softmax's normalization is applied
-    to the (c, d)-sized operands of the gradient products, not to the (V, c) block."""
+    into a (c, V) block runs at 25 (measured, V = 11.8k, d = 64). The bias rides in the product:
+    wb is [w | b] (V, d+1) against a ones column of x (or w itself, without a bias). The softmax's
+    normalization is applied to the (c, d)-sized operands of the gradient products, not to the
+    (V, c) block."""
     (v, d), g_x = w.shape, out["g_x"]
-    xa, g_wb = _wb_sums(x, lo, hi, v, b is not None, need[1] or need[2])  # (n, d[+1]), (V, d[+1])
-    wb = torch.cat([w, b[:, None]], 1) if b is not None else w  # (V, d[+1])
+    xa, g_wb = _wb_sums(x, lo, hi, v, wb.shape[1] > d, need[1] or need[2])  # (n, d[+1]), (V, d[+1])
     buf = torch.empty(v * min(chunk, hi - lo), dtype=torch.float32, device=x.device)
     for i in range(lo, hi, chunk):
         j = min(i + chunk, hi)
@@ -131,7 +128,7 @@ def _row_block_fp32(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, ne
 
 
 def _row_block_lowp(x, w, b, target, lo: int, hi: int, chunk: int, out: dict, need) -> tuple:
-    """`_row_block` with bf16/fp16 products, through one reused (c, V) fp32 logits block: the
+    """A row block with bf16/fp16 products, through one reused (c, V) fp32 logits block: the
     softmax stays fp32, and the probabilities of up to FLUSH_ROWS rows are gathered in the compute
     dtype first, so the dL/dw product runs over many rows at once and is added to the fp32 sums
     once per flush."""
@@ -237,8 +234,12 @@ def _chunked_forward(x, w, b, target, eps: float, chunk: int, workers: int, need
            "lse": torch.empty(m, **kw),  # (M,) logsumexp of the row
            "hit": torch.empty(m, dtype=torch.bool, device=x.device),  # (M,) target logit is the largest
            "g_x": torch.empty(m, d, **kw) if need[0] else None}  # (M, d)
-    parts = _map_blocks(lambda lo, hi: _row_block(x, w, b, target, lo, hi, chunk, out, need),
-                        _bounds(m, chunk), workers, x.device.type == "cpu") if m else []
+    if x.dtype == torch.float32:
+        wb = torch.cat([w, b[:, None]], 1) if b is not None else w  # (V, d[+1]), once for every block
+        block = lambda lo, hi: _row_block_fp32(x, w, wb, target, lo, hi, chunk, out, need)  # noqa: E731
+    else:
+        block = lambda lo, hi: _row_block_lowp(x, w, b, target, lo, hi, chunk, out, need)  # noqa: E731
+    parts = _map_blocks(block, _bounds(m, chunk), workers, x.device.type == "cpu") if m else []
     g_x = out["g_x"]
     g_w = torch.zeros(v, d, **kw) if need[1] else None
     g_b = torch.zeros(v, **kw) if need[2] else None
