@@ -16,6 +16,7 @@ from torch import nn
 
 from pragmatiq.kernels import TimeRoPE, segment_ids
 from pragmatiq.zoo.config import ModelConfig
+from pragmatiq.zoo.dedup import gather_segments, token_codes, unique_segments
 from pragmatiq.zoo.dropout import Dropout
 from pragmatiq.zoo.layers import Attention, Encoder, sinusoid
 
@@ -70,6 +71,8 @@ class PragmaModel(nn.Module):
             self.text_in = nn.Linear(c.d_text, d)  # frozen text vector -> added to the sentinel token
             self.text_out = nn.Linear(d, c.d_text)  # token state -> MSE target space
         self.exportable = False
+        # inference: encode each distinct event once (see zoo/dedup.py); off only to measure it
+        self.distinct_events = True
         self.apply(self._init)
 
     @staticmethod
@@ -108,6 +111,20 @@ class PragmaModel(nn.Module):
                          (dom.float() - 1) * (two_pi / 31)], dim=-1)  # (E, 3)
         return self.calendar(torch.cat([a.sin(), a.cos()], dim=-1))  # (E, d)
 
+    def _events(self, key_ids, value_ids, positions, cu_tokens, max_tokens, heads: bool,
+                text_token_index=None, text_vectors=None):
+        """Event tokens (T,) in events cu_tokens (E+1,) -> (token states (T, d), or None with
+        `heads`; [EVT] states (E, d))."""
+        x_tok = self._tokens(key_ids, value_ids, positions)  # (T, d)
+        if text_token_index is not None:
+            x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
+        evt = self._special(self.config.evt_id, cu_tokens.shape[0] - 1)  # (E, d)
+        x, cu_seq, evt_pos, tok_pos = _insert_heads(x_tok, evt, cu_tokens, self.exportable)  # (T+E, d)
+        if heads:
+            return None, self.event_encoder(self.drop(x), cu_seq, max_tokens + 1, heads_only=True)  # (E, d)
+        h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
+        return h[tok_pos], h[evt_pos]  # (T, d), (E, d)
+
     def _encode(self, key_ids, value_ids, positions, cu_tokens, max_tokens, event_tau, event_hour,
                 event_dow, event_dom, cu_events, max_events, profile_key_ids, profile_value_ids,
                 profile_positions, profile_tau, cu_profile, max_profile, text_token_index=None,
@@ -117,20 +134,22 @@ class PragmaModel(nn.Module):
         # where only those are read: the profile encoder always, the event and history encoders
         # when only the user embedding is wanted; not in the exportable (traced) form
         heads = heads_only and not ex
-        n_ev = cu_tokens.shape[0] - 1  # E
         n_users = cu_events.shape[0] - 1  # U
         # --- event encoder: [EVT] + tokens per event, block-diagonal, no rotary
-        x_tok = self._tokens(key_ids, value_ids, positions)  # (T, d)
-        if text_vectors is not None and text_token_index is not None and c.d_text:
-            x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
-        evt = self._special(c.evt_id, n_ev)  # (E, d)
-        x, cu_seq, evt_pos, tok_pos = _insert_heads(x_tok, evt, cu_tokens, ex)  # (T+E, d)
-        if heads:
-            token_states, event_head = None, self.event_encoder(
-                self.drop(x), cu_seq, max_tokens + 1, heads_only=True)  # (E, d)
+        texts = text_vectors is not None and text_token_index is not None and bool(c.d_text)
+        distinct = None
+        if heads and self.distinct_events and not self.training and not texts:
+            # eval: an event's [EVT] state depends on its tokens alone, so each distinct one is encoded once
+            distinct = unique_segments(token_codes(key_ids, value_ids, positions, c.vocab_size), cu_tokens)
+        if distinct is not None:
+            first, inverse = distinct  # (E',) int64, (E,) int64
+            rows, cu_first, max_first = gather_segments(cu_tokens, first)  # (T',), (E'+1,)
+            _, event_head = self._events(key_ids[rows], value_ids[rows], positions[rows], cu_first,
+                                         max_first, heads=True)  # (E', d)
+            token_states, event_head = None, event_head[inverse]  # (E, d)
         else:
-            h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
-            token_states, event_head = h[tok_pos], h[evt_pos]  # (T, d), (E, d)
+            token_states, event_head = self._events(key_ids, value_ids, positions, cu_tokens, max_tokens,
+                                                    heads, text_token_index if texts else None, text_vectors)
         event_vec = event_head + self._calendar(event_hour, event_dow, event_dom)  # (E, d)
         # --- profile encoder: [USR] + profile tokens, TimeRoPE on profile tau ([USR] at tau 0)
         x_p = self._tokens(profile_key_ids, profile_value_ids, profile_positions)  # (P, d)

@@ -1,0 +1,70 @@
+"""Identical packed segments, found once: inference encodes each distinct event a single time.
+
+The event encoder sees one event alone (block-diagonal attention, no time input), so in eval
+mode two events with the same `(key, value, position)` tokens get the same `[EVT]` state. A
+quickstart batch holds each distinct event ~1.6 times (recurring bills, the same merchant and
+amount bucket), so encoding the distinct ones and gathering back saves that share of the work.
+
+Segments are grouped by a 64-bit polynomial hash of their tokens, then every segment is compared
+token by token with its group's first member: a hash collision is detected, never trusted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pragmatiq.kernels import segment_ids
+
+_MULT = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (golden ratio), as a signed int64
+
+
+def token_codes(key_ids: torch.Tensor, value_ids: torch.Tensor, positions: torch.Tensor,
+                vocab_size: int) -> torch.Tensor:
+    """(T,) ids -> (T,) int64 code, one per distinct (key, value, position) triple."""
+    return (key_ids.to(torch.int64) * vocab_size + value_ids.to(torch.int64)) * (1 << 16) \
+        + positions.to(torch.int64)
+
+
+def unique_segments(codes: torch.Tensor, cu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """codes (T,) int64 packed by cu (S+1,) int32 -> `(first (S',), inverse (S,))` int64: the
+    first segment of each distinct token sequence, in order, and for every segment the index of
+    its distinct one in `first`; None when two different sequences share a hash (then encode
+    them all). Integer arithmetic wraps modulo 2**64 by design."""
+    s, n = cu.shape[0] - 1, codes.shape[0]
+    starts = cu[:-1].to(torch.int64)  # (S,)
+    lengths = cu[1:].to(torch.int64) - starts  # (S,)
+    seg = segment_ids(cu, n)  # (T,)
+    slot = torch.arange(n, device=codes.device) - starts[seg]  # (T,) place within its segment
+    # h = sum_j codes_j * M**(j+1) + length: a distinct odd multiplier per place
+    powers = torch.full((int(slot.max()) + 1 if n else 1,), _MULT, dtype=torch.int64,
+                        device=codes.device).cumprod(0)  # (L,) M, M**2, ...
+    h = lengths.clone().index_add_(0, seg, codes * powers[slot])  # (S,)
+    _, inverse = torch.unique(h, return_inverse=True)  # (S,) ids in hash order
+    k = int(inverse.max()) + 1 if s else 0
+    order = torch.arange(s, device=codes.device)
+    first = torch.full((k,), s, dtype=torch.int64, device=codes.device).scatter_reduce_(
+        0, inverse, order, "amin")  # (S',) first segment with each hash
+    # renumber in order of first appearance, so the result does not depend on hash values
+    rank = torch.empty_like(first)
+    sort = torch.argsort(first)
+    rank[sort] = torch.arange(k, device=codes.device)
+    first, inverse = first[sort], rank[inverse]
+    rep = first[inverse]  # (S,) the segment each one is compared with
+    if not torch.equal(lengths[rep], lengths):
+        return None
+    if not torch.equal(codes[starts[rep][seg] + slot], codes):
+        return None
+    return first, inverse
+
+
+def gather_segments(cu: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Segments `which` (K,) int64 of cu (S+1,) int32 -> (rows (N',) int64 their packed rows,
+    in order; new cu (K+1,) int32; their longest length)."""
+    starts = cu[:-1].to(torch.int64)[which]  # (K,)
+    lengths = cu[1:].to(torch.int64)[which] - starts  # (K,)
+    new_cu = torch.zeros(which.shape[0] + 1, dtype=torch.int32, device=cu.device)
+    new_cu[1:] = lengths.cumsum(0)
+    total = int(new_cu[-1])
+    seg = segment_ids(new_cu, total)  # (N',)
+    rows = starts[seg] + torch.arange(total, device=cu.device) - new_cu[:-1].to(torch.int64)[seg]
+    return rows, new_cu, int(lengths.max()) if which.shape[0] else 0
