@@ -63,7 +63,9 @@ MIX_FIELDS = (
     ("trading", "side"),
 )
 MIX_TOP = 12  # values kept per mix field (most frequent overall)
-BATCH_ROWS = 1 << 20
+# events read per batch: the aggregates of the quickstart book's 1.57M events peak at 349 MB with
+# 2**18 rows against 781 MB with 2**20, no slower (measured on the 2-core machine)
+BATCH_ROWS = 1 << 18
 
 
 def baseline_features(
