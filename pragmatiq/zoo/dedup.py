@@ -20,9 +20,10 @@ _MULT = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (golden ratio), as
 
 def token_codes(key_ids: torch.Tensor, value_ids: torch.Tensor, positions: torch.Tensor,
                 vocab_size: int) -> torch.Tensor:
-    """(T,) ids -> (T,) int64 code, one per distinct (key, value, position) triple."""
-    return (key_ids.to(torch.int64) * vocab_size + value_ids.to(torch.int64)) * (1 << 16) \
-        + positions.to(torch.int64)
+    """(T,) ids below vocab_size, positions >= 0 -> (T,) int64 code, one per distinct (key, value,
+    position) triple."""
+    span = int(positions.max()) + 1 if positions.numel() else 1  # positions take [0, span)
+    return (key_ids.to(torch.int64) * vocab_size + value_ids.to(torch.int64)) * span + positions.to(torch.int64)
 
 
 def unique_segments(codes: torch.Tensor, cu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -42,6 +42,8 @@ def test_token_codes_tell_key_value_and_position_apart():
     p = torch.tensor([0, 1, 0, 0])
     c = token_codes(k, v, p, vocab_size=10).tolist()
     assert c[0] == c[3] and len({c[0], c[1], c[2]}) == 3
+    far = token_codes(torch.tensor([5, 5]), torch.tensor([6, 7]), torch.tensor([1 << 16, 0]), vocab_size=10)
+    assert far[0] != far[1]  # a long position never runs into the value's place
 
 
 def test_gather_segments_rows_and_offsets():
