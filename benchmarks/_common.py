@@ -48,7 +48,7 @@ def _cpu_isa() -> dict:
     try:
         import torch
 
-        from pragmatiq.train.fused_ce import cpu_has_bf16
+        from pragmatiq._hardware import cpu_has_bf16
     except ImportError:
         return {}
     return {"torch_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_bf16()}

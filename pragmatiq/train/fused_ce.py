@@ -26,6 +26,8 @@ import os
 
 import torch
 
+from pragmatiq._hardware import cpu_has_bf16
+
 # rows per chunk: a (64, V) fp32 block is 3 MB at V = 12k, about the per-core L2 here, and the
 # matmuls are as fast as with larger blocks (measured on the 2-core CPU, V = 11.8k, d = 64)
 DEFAULT_CHUNK = 64
@@ -52,15 +54,6 @@ def _compute_dtype(h: torch.Tensor) -> torch.dtype:
 
 
 HEAD_PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): its bf16 matmuls then run
-    at about 4x the fp32 rate (measured on the 2-core machine, AVX512-BF16)."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # a torch without the probes: assume not
-        return False
 
 
 def head_dtype(precision: str, device: torch.device) -> torch.dtype | None:

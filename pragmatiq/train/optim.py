@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from pragmatiq.train.fused_ce import cpu_has_bf16
+from pragmatiq._hardware import cpu_has_bf16
 
 # modules whose weights stay on AdamW although they are 2-D: the embedding (tied to the output),
 # the tiny calendar input layer and the Nemotron text projections

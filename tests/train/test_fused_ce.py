@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pragmatiq._hardware import cpu_has_bf16
 from pragmatiq.tokenizer import TokenDataset, collate
-from pragmatiq.train.fused_ce import FLUSH_ROWS, _bounds, cpu_has_bf16, head_dtype, linear_cross_entropy
+from pragmatiq.train.fused_ce import FLUSH_ROWS, _bounds, head_dtype, linear_cross_entropy
 from pragmatiq.train.loss import mlm_loss_sum
 from pragmatiq.train.masking import mask_batch, step_generator
 from pragmatiq.zoo import create_model
