@@ -20,6 +20,9 @@ class ModelConfig:
     attn_dropout: float = 0.0  # 0 keeps every attention backend (triton, torch_varlen) eligible
     rope_base: float = 10_000.0
     d_text: int = 0  # Nemotron variant: width of the frozen text vectors (0 = off)
+    # event vectors also get sin/cos of their tau (log-seconds to the cut) at this many
+    # frequencies, so the history's values, not only its attention, know when (0 = off)
+    recency_freqs: int = 4
     attn_backend: str = "auto"
     pad_id: int = 0
     mask_id: int = 1
@@ -46,7 +49,7 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown ModelConfig fields {unknown}; valid: {sorted(known)}")
-        return cls(**d)
+        return cls(**({"recency_freqs": 0} | d))  # runs saved before the field existed had none
 
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}

@@ -62,7 +62,7 @@ class PragmaModel(nn.Module):
         self.event_encoder = Encoder(c.n_layers_event, **enc)
         self.profile_encoder = Encoder(c.n_layers_profile, **enc)
         self.history_encoder = Encoder(c.n_layers_history, **enc)
-        self.calendar = nn.Sequential(nn.Linear(6, d), nn.GELU(), nn.Linear(d, d))
+        self.calendar = nn.Sequential(nn.Linear(6 + 2 * c.recency_freqs, d), nn.GELU(), nn.Linear(d, d))
         self.rope = TimeRoPE(c.head_dim, c.rope_base)
         self.drop = Dropout(c.dropout)
         self.head = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.LayerNorm(d))  # 3-view MLM head
@@ -104,11 +104,16 @@ class PragmaModel(nn.Module):
     def _special(self, token_id: int, n: int) -> torch.Tensor:
         return self.tok_embed.weight[token_id][None, :].expand(n, -1)  # (n, d)
 
-    def _calendar(self, hour, dow, dom) -> torch.Tensor:
-        """(E,) ints -> (E, d) MLP(sin/cos of hour, day-of-week, day-of-month)."""
+    def _calendar(self, hour, dow, dom, tau) -> torch.Tensor:
+        """(E,) ints and tau (E,) -> (E, d) MLP(sin/cos of hour, day-of-week, day-of-month and,
+        with `recency_freqs` R, of tau at frequencies 2^-1, 2^-3, ..., 2^-(2R-1) per tau unit)."""
         two_pi = 2 * math.pi
         a = torch.stack([hour.float() * (two_pi / 24), dow.float() * (two_pi / 7),
                          (dom.float() - 1) * (two_pi / 31)], dim=-1)  # (E, 3)
+        if r := self.config.recency_freqs:
+            # tau = 8 ln(1 + dt/8) spans ~0..130; the slowest frequency stays monotone over it
+            omega = torch.tensor([2.0 ** -(2 * k + 1) for k in range(r)], device=tau.device)  # (R,)
+            a = torch.cat([a, tau.float()[:, None] * omega], dim=-1)  # (E, 3+R)
         return self.calendar(torch.cat([a.sin(), a.cos()], dim=-1))  # (E, d)
 
     def _events(self, key_ids, value_ids, positions, cu_tokens, max_tokens, heads: bool,
@@ -150,7 +155,7 @@ class PragmaModel(nn.Module):
         else:
             token_states, event_head = self._events(key_ids, value_ids, positions, cu_tokens, max_tokens,
                                                     heads, text_token_index if texts else None, text_vectors)
-        event_vec = event_head + self._calendar(event_hour, event_dow, event_dom)  # (E, d)
+        event_vec = event_head + self._calendar(event_hour, event_dow, event_dom, event_tau)  # (E, d)
         # --- profile encoder: [USR] + profile tokens, TimeRoPE on profile tau ([USR] at tau 0)
         x_p = self._tokens(profile_key_ids, profile_value_ids, profile_positions)  # (P, d)
         usr = self._special(c.usr_id, n_users)  # (U, d)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -111,6 +113,29 @@ def test_save_load_round_trip(tmp_path, ragged_batch):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
     loaded = load_model(tmp_path / "m")
     assert loaded.config == model.config
+    assert (loaded.embed(ragged_batch) - model.embed(ragged_batch)).abs().max() == 0
+
+
+def test_event_vectors_carry_recency():
+    # one event, only its tau moved: the history's value for it changes with recency_freqs, not without
+    b = make_batch([1], [2], seed=5)
+    later = make_batch([1], [2], seed=5)
+    later.event_tau = later.event_tau + 20.0
+    for freqs, moved in ((4, True), (0, False)):
+        model = _model(recency_freqs=freqs)
+        vec = lambda x: model._calendar(x.event_hour, x.event_dow, x.event_dom, x.event_tau)  # noqa: E731
+        assert model.calendar[0].in_features == 6 + 2 * freqs
+        assert bool((vec(b) - vec(later)).abs().max() > 0) is moved
+
+
+def test_runs_saved_before_recency_load_without_it(tmp_path, ragged_batch):
+    model = _model(recency_freqs=0)
+    save_model(model, tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    del meta["recency_freqs"]  # what model.json held before the field existed
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config.recency_freqs == 0
     assert (loaded.embed(ragged_batch) - model.embed(ragged_batch)).abs().max() == 0
 
 
