@@ -71,6 +71,8 @@ def run_quickstart(
                                resume=False, progress=progress)
         finally:
             tune_malloc()
+    from pragmatiq.eval.run import clear_probe_caches
+
     probes = {}
     with _stage("probe", timings, memory):
         for task in PROBE_TASKS:
@@ -78,6 +80,8 @@ def run_quickstart(
                                      tok_dir=tok, seed=seed, progress=progress,
                                      n_workers=n_workers)
             release_memory()
+        clear_probe_caches()
+        release_memory()
 
     from pragmatiq.eval import format_probe_table
 

@@ -29,10 +29,12 @@ _CACHE_MAX_BYTES = 512 << 20
 class _EmbeddingCache:
     """Embeddings of recent probes in this process, reused when a later label table cuts every
     one of its users at the same eval_ts (churn_6m and ltv_positive of one book, say): a user's
-    embedding depends only on the user's history before the cut."""
+    embedding depends only on the user's history before the cut. Also the probes' encoded events
+    (`event_cache`), which label tables with other cuts share."""
 
     def __init__(self):
         self.entries: list[tuple] = []  # (key, user_ids, cut_us, ids, E), most recent last
+        self.events = None  # (key, EventStateCache)
 
     @staticmethod
     def key(raw: Path, run_dir: Path, device: str) -> tuple:
@@ -59,9 +61,24 @@ class _EmbeddingCache:
 
     def clear(self) -> None:
         self.entries = []
+        self.events = None
+
+    def event_cache(self, key: tuple):
+        """The encoded events of this process's probes with the run and data of `key`: label
+        tables with other cuts share every event before both cuts (a new cache when `key` changes)."""
+        from pragmatiq.zoo.event_cache import EventStateCache
+
+        if self.events is None or self.events[0] != key:
+            self.events = (key, EventStateCache())
+        return self.events[1]
 
 
 _CACHE = _EmbeddingCache()
+
+
+def clear_probe_caches() -> None:
+    """Drop this process's cached probe embeddings and encoded events (their memory goes back)."""
+    _CACHE.clear()
 
 
 def resolve_data_dir(data_dir: str | Path, tok_dir: str | Path | None = None) -> Path:
@@ -102,7 +119,9 @@ def probe(
         run_dir: trained run (model.safetensors, model.json, vocab.json).
         label_path: `labels/<task>.parquet`, one row per user with `label` (and `eval_ts`).
         tok_dir: token directory (used only to find the raw data when `data_dir` is not raw).
-        cache: reuse this process's embeddings of an earlier probe whose cuts cover this one.
+        cache: reuse this process's embeddings of an earlier probe whose cuts cover this one, and
+            its encoded events (an event before both cuts is encoded once); `clear_probe_caches()`
+            frees them.
         folds: 1 fits on one seeded split (`test_size` held out); k > 1 runs seeded stratified
             k-fold cross-validation and reports each score's mean over the folds, with its
             standard deviation (`roc_auc_std`, `pr_auc_std`): less noise when comparing feature
@@ -127,8 +146,8 @@ def probe(
         if hit is None:
             cuts = labels.cuts() if labels.cut_us is not None else None
             ids, E = embed_users(raw, run_dir, cuts=cuts, users=labels.user_ids.to_pylist(),
-                                 device=device, n_workers=n_workers,
-                                 token_budget=token_budget, progress=progress)
+                                 device=device, n_workers=n_workers, token_budget=token_budget,
+                                 progress=progress, event_cache=_CACHE.event_cache(key) if cache else None)
             if cache:
                 _CACHE.put(key, labels, ids, E)
         else:

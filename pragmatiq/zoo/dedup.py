@@ -19,11 +19,33 @@ _MULT = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (golden ratio), as
 
 
 def token_codes(key_ids: torch.Tensor, value_ids: torch.Tensor, positions: torch.Tensor,
-                vocab_size: int) -> torch.Tensor:
+                vocab_size: int, span: int | None = None) -> torch.Tensor | None:
     """(T,) ids below vocab_size, positions >= 0 -> (T,) int64 code, one per distinct (key, value,
-    position) triple."""
-    span = int(positions.max()) + 1 if positions.numel() else 1  # positions take [0, span)
+    position) triple. `span` fixes the positions' range, so that codes of different batches compare
+    (default: this batch's longest); None when a position reaches it or the code would not fit 63 bits."""
+    longest = int(positions.max()) + 1 if positions.numel() else 1
+    span = longest if span is None else span
+    if longest > span or vocab_size * vocab_size * span >= 1 << 63:
+        return None
     return (key_ids.to(torch.int64) * vocab_size + value_ids.to(torch.int64)) * span + positions.to(torch.int64)
+
+
+def segment_layout(cu: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """cu (S+1,) over n rows -> (starts (S,), lengths (S,), segment of every row (n,), its place
+    within the segment (n,)), int64."""
+    starts = cu[:-1].to(torch.int64)
+    lengths = cu[1:].to(torch.int64) - starts
+    seg = segment_ids(cu, n)
+    return starts, lengths, seg, torch.arange(n, device=cu.device) - starts[seg]
+
+
+def segment_hashes(codes: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
+    """codes (T,) int64 packed by cu (S+1,) -> (S,) int64 hash of every segment's sequence:
+    sum_j codes_j * M**(j+1) + length, a distinct odd multiplier per place (wrapping modulo 2**64)."""
+    _, lengths, seg, slot = segment_layout(cu, codes.shape[0])
+    powers = torch.full((int(slot.max()) + 1 if codes.shape[0] else 1,), _MULT, dtype=torch.int64,
+                        device=codes.device).cumprod(0)  # (L,) M, M**2, ...
+    return lengths.clone().index_add_(0, seg, codes * powers[slot])
 
 
 def unique_segments(codes: torch.Tensor, cu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -31,15 +53,9 @@ def unique_segments(codes: torch.Tensor, cu: torch.Tensor) -> tuple[torch.Tensor
     first segment of each distinct token sequence, in order, and for every segment the index of
     its distinct one in `first`; None when two different sequences share a hash (then encode
     them all). Integer arithmetic wraps modulo 2**64 by design."""
-    s, n = cu.shape[0] - 1, codes.shape[0]
-    starts = cu[:-1].to(torch.int64)  # (S,)
-    lengths = cu[1:].to(torch.int64) - starts  # (S,)
-    seg = segment_ids(cu, n)  # (T,)
-    slot = torch.arange(n, device=codes.device) - starts[seg]  # (T,) place within its segment
-    # h = sum_j codes_j * M**(j+1) + length: a distinct odd multiplier per place
-    powers = torch.full((int(slot.max()) + 1 if n else 1,), _MULT, dtype=torch.int64,
-                        device=codes.device).cumprod(0)  # (L,) M, M**2, ...
-    h = lengths.clone().index_add_(0, seg, codes * powers[slot])  # (S,)
+    s = cu.shape[0] - 1
+    starts, lengths, seg, slot = segment_layout(cu, codes.shape[0])
+    h = segment_hashes(codes, cu)  # (S,)
     _, inverse = torch.unique(h, return_inverse=True)  # (S,) ids in hash order
     k = int(inverse.max()) + 1 if s else 0
     order = torch.arange(s, device=codes.device)

@@ -16,8 +16,9 @@ from torch import nn
 
 from pragmatiq.kernels import TimeRoPE, segment_ids
 from pragmatiq.zoo.config import ModelConfig
-from pragmatiq.zoo.dedup import gather_segments, token_codes, unique_segments
+from pragmatiq.zoo.dedup import gather_segments, segment_hashes, token_codes, unique_segments
 from pragmatiq.zoo.dropout import Dropout
+from pragmatiq.zoo.event_cache import POSITION_SPAN
 from pragmatiq.zoo.layers import Attention, Encoder, sinusoid
 
 
@@ -73,6 +74,8 @@ class PragmaModel(nn.Module):
         self.exportable = False
         # inference: encode each distinct event once (see zoo/dedup.py); off only to measure it
         self.distinct_events = True
+        # inference: an EventStateCache shared by the batches of one book (zoo/event_cache.py)
+        self.event_cache = None
         self.apply(self._init)
 
     @staticmethod
@@ -130,6 +133,31 @@ class PragmaModel(nn.Module):
         h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
         return h[tok_pos], h[evt_pos]  # (T, d), (E, d)
 
+    def _distinct_event_heads(self, key_ids, value_ids, positions, cu_tokens, codes, first) -> torch.Tensor:
+        """[EVT] states (E', d) of the events `first` (E',) of cu_tokens, eval mode: those that
+        `event_cache` holds are read from it, the rest encoded (and stored there)."""
+        rows, cu_first, max_first = gather_segments(cu_tokens, first)  # (T',), (E'+1,)
+        cache = self.event_cache
+        if cache is None:
+            return self._events(key_ids[rows], value_ids[rows], positions[rows], cu_first, max_first,
+                                heads=True)[1]
+        codes = codes[rows]  # (T',)
+        hashes = segment_hashes(codes, cu_first)  # (E',)
+        held = cache.lookup(hashes, codes, cu_first).to(first.device)  # (E',) -1 where not held
+        out = torch.empty(first.shape[0], self.config.d_model, device=first.device,
+                          dtype=self.tok_embed.weight.dtype)  # (E', d)
+        have = held >= 0
+        if cache.n_events:
+            out[have] = cache.states(held[have]).to(out.dtype)
+        miss = torch.nonzero(~have).squeeze(1)  # (E'',)
+        if miss.numel():
+            sub, cu_miss, max_miss = gather_segments(cu_first, miss)
+            r = rows[sub]
+            _, fresh = self._events(key_ids[r], value_ids[r], positions[r], cu_miss, max_miss, heads=True)
+            out[miss] = fresh
+            cache.add(hashes[miss], codes[sub], cu_miss, fresh)
+        return out
+
     def _encode(self, key_ids, value_ids, positions, cu_tokens, max_tokens, event_tau, event_hour,
                 event_dow, event_dom, cu_events, max_events, profile_key_ids, profile_value_ids,
                 profile_positions, profile_tau, cu_profile, max_profile, text_token_index=None,
@@ -142,16 +170,17 @@ class PragmaModel(nn.Module):
         n_users = cu_events.shape[0] - 1  # U
         # --- event encoder: [EVT] + tokens per event, block-diagonal, no rotary
         texts = text_vectors is not None and text_token_index is not None and bool(c.d_text)
-        distinct = None
+        codes = distinct = None
         if heads and self.distinct_events and not self.training and not texts:
             # eval: an event's [EVT] state depends on its tokens alone, so each distinct one is encoded once
-            distinct = unique_segments(token_codes(key_ids, value_ids, positions, c.vocab_size), cu_tokens)
+            span = None if self.event_cache is None else POSITION_SPAN
+            codes = token_codes(key_ids, value_ids, positions, c.vocab_size, span)  # (T,) or None
+            distinct = None if codes is None else unique_segments(codes, cu_tokens)
         if distinct is not None:
             first, inverse = distinct  # (E',) int64, (E,) int64
-            rows, cu_first, max_first = gather_segments(cu_tokens, first)  # (T',), (E'+1,)
-            _, event_head = self._events(key_ids[rows], value_ids[rows], positions[rows], cu_first,
-                                         max_first, heads=True)  # (E', d)
-            token_states, event_head = None, event_head[inverse]  # (E, d)
+            event_head = self._distinct_event_heads(key_ids, value_ids, positions, cu_tokens, codes,
+                                                    first)[inverse]  # (E, d)
+            token_states = None
         else:
             token_states, event_head = self._events(key_ids, value_ids, positions, cu_tokens, max_tokens,
                                                     heads, text_token_index if texts else None, text_vectors)

@@ -105,6 +105,23 @@ def test_embeddings_ignore_events_after_eval_ts(tiny, tmp_path):
     np.testing.assert_allclose(e3, e0[rows[:5]], atol=1e-5)
 
 
+def test_two_cuts_share_encoded_events(tiny):
+    """A book embedded at two cuts with one event cache: the second cut reads the events the first
+    encoded, and both give the embeddings of a call without the shared cache."""
+    from pragmatiq.zoo.event_cache import EventStateCache
+
+    data, _, run = tiny
+    cache = EventStateCache()
+    for task in ("default_12m", "churn_6m"):
+        label = data / "labels" / f"{task}.parquet"
+        before = cache.hits
+        ids, shared = embed_users(data, run, cuts=label, event_cache=cache)
+        fresh_ids, fresh = embed_users(data, run, cuts=label)
+        assert ids == fresh_ids
+        np.testing.assert_allclose(shared, fresh, rtol=0, atol=1e-6)
+    assert cache.hits - before > cache.misses / 2  # most of the second cut's events were held
+
+
 def test_token_dir_with_another_vocab_is_refused(tiny, tmp_path):
     data, tok, run = tiny
     other = tmp_path / "run2"

@@ -25,7 +25,7 @@ def stub_embed(monkeypatch):
     calls = []
 
     def fake(src, run_dir, *, cuts=None, **kw):
-        calls.append({"src": src, "run_dir": run_dir, "cuts": cuts})
+        calls.append({"src": src, "run_dir": run_dir, "cuts": cuts, "event_cache": kw.get("event_cache")})
         labels = pa.table({"user_id": list(cuts), "eval_ts": pa.array(list(cuts.values()), pa.int64())
                            .cast(pa.timestamp("us")), "label": [0] * len(cuts)})
         users, X = baseline_features(src, labels, "counts")
@@ -65,8 +65,13 @@ def test_embeddings_reused_when_cuts_match(synth_book, stub_embed):
     assert len(stub_embed) == 1
     probe(synth_book, "RUN", synth_book / "labels/default_12m.parquet", progress=False)  # other cut
     assert len(stub_embed) == 2
+    # ... which shares the first cut's encoded events
+    assert stub_embed[1]["event_cache"] is stub_embed[0]["event_cache"] is not None
     probe(synth_book, "RUN", ltv, progress=False, cache=False)
-    assert len(stub_embed) == 3
+    assert len(stub_embed) == 3 and stub_embed[2]["event_cache"] is None
+    R.clear_probe_caches()
+    probe(synth_book, "RUN", ltv, progress=False)
+    assert stub_embed[3]["event_cache"] is not stub_embed[0]["event_cache"]
 
 
 def test_cross_validated_probe_uses_the_same_folds_for_every_feature_set(synth_book, stub_embed):
