@@ -22,26 +22,26 @@ from pragmatiq.eval.labels import LabelTable, read_label_table
 from pragmatiq.eval.probes import MODELS, cross_validate, fit_probe, fold_splits, split_users
 
 FEATURE_SETS = ("embedding",) + KINDS
-_CACHE_ENTRIES = 2
+_CACHE_ENTRIES = 6  # two cuts' embedding, counts and aggregates
 _CACHE_MAX_BYTES = 512 << 20
 
 
 class _EmbeddingCache:
-    """Embeddings of recent probes in this process, reused when a later label table cuts every
-    one of its users at the same eval_ts (churn_6m and ltv_positive of one book, say): a user's
-    embedding depends only on the user's history before the cut. Also the probes' encoded events
-    (`event_cache`), which label tables with other cuts share."""
+    """Features of recent probes in this process (embeddings and baselines), reused when a later
+    label table cuts every one of its users at the same eval_ts (churn_6m and ltv_positive of one
+    book, say): a user's features depend only on the user's history before the cut. Also the
+    probes' encoded events (`event_cache`), which label tables with other cuts share."""
 
     def __init__(self):
         self.entries: list[tuple] = []  # (key, user_ids, cut_us, ids, E), most recent last
         self.events = None  # (key, EventStateCache)
 
     @staticmethod
-    def key(raw: Path, run_dir: Path, device: str) -> tuple:
+    def key(raw: Path, run_dir: Path | None, device: str) -> tuple:
+        """The data and run (None for the baselines, which need no run) that features come from."""
         stamp = lambda p: p.stat().st_mtime_ns if p.exists() else 0  # noqa: E731
-        return (str(raw.resolve()), str(run_dir.resolve()), device,
-                stamp(raw / "events.parquet"), stamp(raw / "profiles.parquet"),
-                stamp(run_dir / "model.safetensors"))
+        run = None if run_dir is None else (str(run_dir.resolve()), stamp(run_dir / "model.safetensors"))
+        return (str(raw.resolve()), stamp(raw / "events.parquet"), stamp(raw / "profiles.parquet"), run, device)
 
     def get(self, key: tuple, labels: LabelTable):
         for k, users, cut_us, ids, E in reversed(self.entries):
@@ -119,8 +119,8 @@ def probe(
         run_dir: trained run (model.safetensors, model.json, vocab.json).
         label_path: `labels/<task>.parquet`, one row per user with `label` (and `eval_ts`).
         tok_dir: token directory (used only to find the raw data when `data_dir` is not raw).
-        cache: reuse this process's embeddings of an earlier probe whose cuts cover this one, and
-            its encoded events (an event before both cuts is encoded once); `clear_probe_caches()`
+        cache: reuse this process's embeddings and baselines of an earlier probe whose cuts cover
+            this one, and its encoded events (an event before both cuts is encoded once); `clear_probe_caches()`
             frees them.
         folds: 1 fits on one seeded split (`test_size` held out); k > 1 runs seeded stratified
             k-fold cross-validation and reports each score's mean over the folds, with its
@@ -159,7 +159,16 @@ def probe(
         features["embedding"] = E[rows[keep]]
     for kind in KINDS:
         if kind in feature_sets:
-            _, _, X = baseline_frame(raw, labels, kind)
+            key = _CACHE.key(raw, None, kind)
+            hit = _CACHE.get(key, labels) if cache else None
+            if hit is None:
+                users, _, X = baseline_frame(raw, labels, kind)  # (U, F) in label order
+                if cache:
+                    _CACHE.put(key, labels, users, X)
+            else:
+                users, X = hit
+                at = {u: i for i, u in enumerate(users)}
+                X = X[np.array([at[u] for u in labels.user_ids.to_pylist()], dtype=np.int64)]
             features[kind] = X[keep]
     y = labels.label[keep]
     if folds < 1:

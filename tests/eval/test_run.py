@@ -74,6 +74,21 @@ def test_embeddings_reused_when_cuts_match(synth_book, stub_embed):
     assert stub_embed[3]["event_cache"] is not stub_embed[0]["event_cache"]
 
 
+def test_baselines_reused_when_cuts_match(synth_book, stub_embed, monkeypatch):
+    """churn_6m's counts and aggregates serve ltv_positive (same users, same cuts), row for row."""
+    churn, ltv = synth_book / "labels/churn_6m.parquet", synth_book / "labels/ltv_positive.parquet"
+    calls = []
+    real = R.baseline_frame
+    monkeypatch.setattr(R, "baseline_frame", lambda raw, labels, kind: calls.append(kind) or real(raw, labels, kind))
+    probe(synth_book, "RUN", churn, progress=False)
+    assert calls == ["counts", "aggregates"]
+    cached = probe(synth_book, "RUN", ltv, progress=False)
+    assert calls == ["counts", "aggregates"]
+    fresh = probe(synth_book, "RUN", ltv, progress=False, cache=False)
+    assert calls == ["counts", "aggregates"] * 2
+    assert cached["rows"] == fresh["rows"]
+
+
 def test_cross_validated_probe_uses_the_same_folds_for_every_feature_set(synth_book, stub_embed):
     label = synth_book / "labels/churn_6m.parquet"
     res = probe(synth_book, "RUN", label, seed=1, progress=False, folds=3)
