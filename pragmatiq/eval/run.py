@@ -120,8 +120,8 @@ def probe(
         label_path: `labels/<task>.parquet`, one row per user with `label` (and `eval_ts`).
         tok_dir: token directory (used only to find the raw data when `data_dir` is not raw).
         cache: reuse this process's embeddings and baselines of an earlier probe whose cuts cover
-            this one, and its encoded events (an event before both cuts is encoded once); `clear_probe_caches()`
-            frees them.
+            this one, and its encoded events (an event before both cuts is encoded once);
+            `clear_probe_caches()` frees them.
         folds: 1 fits on one seeded split (`test_size` held out); k > 1 runs seeded stratified
             k-fold cross-validation and reports each score's mean over the folds, with its
             standard deviation (`roc_auc_std`, `pr_auc_std`): less noise when comparing feature

@@ -11,14 +11,14 @@ save on the 2-core CPU.) Set one on a model in eval mode:
 
 Entries are keyed by a 64-bit hash of the event's (key, value, position) codes and checked code
 by code against the stored event, so a hash collision is a miss, never a wrong state. The cache
-stops growing at `max_bytes`; it belongs to one model's weights (clear it when they change).
+stops growing at `max_bytes`; it belongs to one model's weights (use a new one when they change).
 """
 
 from __future__ import annotations
 
 import torch
 
-from pragmatiq.zoo.dedup import segment_layout, gather_segments
+from pragmatiq.zoo.dedup import gather_segments, segment_layout
 
 # position range of the codes a cache compares (token_codes' `span`): batches then agree on codes
 POSITION_SPAN = 1 << 20

@@ -74,7 +74,7 @@ class PragmaModel(nn.Module):
         self.exportable = False
         # inference: encode each distinct event once (see zoo/dedup.py); off only to measure it
         self.distinct_events = True
-        # inference: an EventStateCache shared by the batches of one book (zoo/event_cache.py)
+        # inference: an EventStateCache that `embed` reads and fills when set (zoo/event_cache.py)
         self.event_cache = None
         self.apply(self._init)
 
