@@ -75,16 +75,16 @@ def load_run_model(run_dir: str | Path, device: str = "cpu"):
 
 def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = None, users=None,
                     device: str = "cpu", token_budget: int = 32768, progress: bool = False,
-                    rank: int = 0, world_size: int = 1, event_cache=None) -> tuple[list[str], np.ndarray]:
+                    rank: int = 0, world_size: int = 1, event_cache=True) -> tuple[list[str], np.ndarray]:
     """Embed the users of a token directory -> `(user_ids sorted, (U, d) float32)`.
 
     `vocab`: the run's vocab.json; shards encoded with another vocabulary are refused.
     `users`: embed only these user ids (default: all).
     `rank`, `world_size`: embed only this rank's share of the batches (a user may appear on two
     ranks when the batches do not divide evenly; merge keeping the first).
-    `event_cache`: an `EventStateCache` for this model's weights, read and filled by every batch:
-    for embedding one book more than once (at several cuts). Within one pass it does not pay on the
-    2-core CPU: a quarter fewer events encoded, but the lookups cost about what that saves."""
+    `event_cache`: an `EventStateCache` for this model's weights, read and filled by every batch
+    (pass one to share encoded events with another call: the same book at another cut); True: a
+    new one for this call (events repeat across a book's batches); False: none."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import torch
@@ -110,7 +110,11 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
         from tqdm.auto import tqdm
 
         it = tqdm(batches, desc="embed", unit="batch")
-    before, model.event_cache = getattr(model, "event_cache", None), event_cache
+    from pragmatiq.zoo.event_cache import EventStateCache
+
+    if event_cache is True:
+        event_cache = EventStateCache()
+    before, model.event_cache = getattr(model, "event_cache", None), event_cache or None
     try:
         with torch.inference_mode():
             for index in it:
@@ -129,7 +133,7 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
 
 def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, users=None, device: str = "cpu",
                 n_workers: int = 1, token_budget: int = 32768, progress: bool = False,
-                work_dir: str | Path | None = None, event_cache=None) -> tuple[list[str], np.ndarray]:
+                work_dir: str | Path | None = None, event_cache=True) -> tuple[list[str], np.ndarray]:
     """User embeddings `(user_ids sorted, (U, d) float32)` from a trained run.
 
     Args:
@@ -139,7 +143,7 @@ def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, users=None, 
         users: embed only these user ids (default: every user of the data).
         work_dir: where to write re-tokenized shards (default: a temporary directory, removed).
         event_cache: an `EventStateCache` for this run's weights, to share encoded events with
-            other calls (the same book at another cut).
+            other calls (the same book at another cut); True: one for this call; False: none.
     """
     src, run_dir = Path(src), Path(run_dir)
     model = load_run_model(run_dir, device)

@@ -147,7 +147,7 @@ def probe(
             cuts = labels.cuts() if labels.cut_us is not None else None
             ids, E = embed_users(raw, run_dir, cuts=cuts, users=labels.user_ids.to_pylist(),
                                  device=device, n_workers=n_workers, token_budget=token_budget,
-                                 progress=progress, event_cache=_CACHE.event_cache(key) if cache else None)
+                                 progress=progress, event_cache=_CACHE.event_cache(key) if cache else True)
             if cache:
                 _CACHE.put(key, labels, ids, E)
         else:

@@ -42,12 +42,37 @@ def test_a_hash_collision_is_a_miss(monkeypatch):
     assert cache.lookup(h2, codes2, cu2).tolist() == [-1, 0, -1]
 
 
+def test_an_added_batch_keeps_the_first_of_equal_hashes(monkeypatch):
+    monkeypatch.setattr(dedup, "_MULT", 0)
+    cache = EventStateCache()
+    h, codes, cu = _events([1, 2], [3, 4], [5])  # the first two share a hash
+    cache.add(h, codes, cu, torch.arange(3, dtype=torch.float32)[:, None].expand(3, 2))
+    assert cache.n_events == 2
+    rows = cache.lookup(h, codes, cu)
+    assert rows[1] == -1
+    assert cache.states(rows[[0, 2]])[:, 0].tolist() == [0.0, 2.0]
+
+
+def test_index_finds_every_key_across_merged_runs():
+    from pragmatiq.zoo.event_cache import _SortedIndex
+
+    index, g = _SortedIndex(), torch.Generator().manual_seed(0)
+    keys = torch.randperm(10_000, generator=g) * 7919 - 30_000  # distinct, negative ones too
+    at = 0
+    for n in (1, 5, 3, 200, 50, 1000, 7, 2000):
+        index.insert(keys[at:at + n], torch.arange(at, at + n))
+        at += n
+    assert len(index.runs) < 8
+    assert torch.equal(index.find(keys[:at]), torch.arange(at))
+    assert (index.find(keys[at:]) == -1).all()
+
+
 def test_max_bytes_bounds_the_cache():
     h, codes, cu = _events([1], [2], [3], [4])
     full = EventStateCache(max_bytes=0)
     full.add(h, codes, cu, torch.zeros(4, 8))
     assert full.n_events == 0 and full.lookup(h, codes, cu).tolist() == [-1] * 4
-    some = EventStateCache(max_bytes=2 * (16 + 100 + 8 * 4) + 8 * 2)
+    some = EventStateCache(max_bytes=2 * (16 + 16 + 8 * 4) + 8 * 2)
     some.add(h, codes, cu, torch.zeros(4, 8))
     assert some.n_events == 2 and some.nbytes <= some.max_bytes
 
