@@ -22,8 +22,9 @@ from pragmatiq.zoo.dedup import gather_segments, segment_layout
 
 # position range of the codes a cache compares (token_codes' `span`): batches then agree on codes
 POSITION_SPAN = 1 << 20
-# an index entry: its hash and its row, int64
-_INDEX_BYTES = 16
+# bytes a stored event takes besides its state and codes: its start and length, and the index's
+# hash and row, int64 each
+_EVENT_BYTES = 32
 
 
 def _grown(t: torch.Tensor, need: int) -> torch.Tensor:
@@ -80,7 +81,7 @@ class EventStateCache:
 
     @property
     def nbytes(self) -> int:
-        per_event = 16 + _INDEX_BYTES + (0 if self._states is None else self._states[0].nbytes)
+        per_event = _EVENT_BYTES + (0 if self._states is None else self._states[0].nbytes)
         return self.n_events * per_event + 8 * self.n_codes
 
     def lookup(self, hashes: torch.Tensor, codes: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
@@ -115,7 +116,7 @@ class EventStateCache:
         if not states.shape[0]:
             return
         hashes, codes, cu = hashes.cpu(), codes.cpu(), cu.cpu()
-        per_event = 16 + _INDEX_BYTES + states[0].nbytes
+        per_event = _EVENT_BYTES + states[0].nbytes
         room = max(0, (self.max_bytes - self.nbytes) // per_event)
         which = torch.nonzero(self._index.find(hashes) < 0).squeeze(1)  # hashes not held
         _, inverse = torch.unique(hashes[which], return_inverse=True)
