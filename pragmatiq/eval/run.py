@@ -26,7 +26,7 @@ _CACHE_ENTRIES = 6  # two cuts' embedding, counts and aggregates
 _CACHE_MAX_BYTES = 512 << 20
 
 
-class _EmbeddingCache:
+class _ProbeCache:
     """Features of recent probes in this process (embeddings and baselines), reused when a later
     label table cuts every one of its users at the same eval_ts (churn_6m and ltv_positive of one
     book, say): a user's features depend only on the user's history before the cut. Also the
@@ -73,7 +73,7 @@ class _EmbeddingCache:
         return self.events[1]
 
 
-_CACHE = _EmbeddingCache()
+_CACHE = _ProbeCache()
 
 
 def clear_probe_caches() -> None:

@@ -43,19 +43,25 @@ def segment_hashes(codes: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
     """codes (T,) int64 packed by cu (S+1,) -> (S,) int64 hash of every segment's sequence:
     sum_j codes_j * M**(j+1) + length, a distinct odd multiplier per place (wrapping modulo 2**64)."""
     _, lengths, seg, slot = segment_layout(cu, codes.shape[0])
+    return _hashes(codes, lengths, seg, slot)
+
+
+def _hashes(codes, lengths, seg, slot) -> torch.Tensor:
     powers = torch.full((int(slot.max()) + 1 if codes.shape[0] else 1,), _MULT, dtype=torch.int64,
                         device=codes.device).cumprod(0)  # (L,) M, M**2, ...
-    return lengths.clone().index_add_(0, seg, codes * powers[slot])
+    return lengths.clone().index_add_(0, seg, codes * powers[slot])  # (S,)
 
 
-def unique_segments(codes: torch.Tensor, cu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+def unique_segments(codes: torch.Tensor, cu: torch.Tensor,
+                    hashes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """codes (T,) int64 packed by cu (S+1,) int32 -> `(first (S',), inverse (S,))` int64: the
     first segment of each distinct token sequence, in order, and for every segment the index of
     its distinct one in `first`; None when two different sequences share a hash (then encode
-    them all). Integer arithmetic wraps modulo 2**64 by design."""
+    them all). `hashes`: `segment_hashes(codes, cu)`, when the caller has them. Integer arithmetic
+    wraps modulo 2**64 by design."""
     s = cu.shape[0] - 1
     starts, lengths, seg, slot = segment_layout(cu, codes.shape[0])
-    h = segment_hashes(codes, cu)  # (S,)
+    h = _hashes(codes, lengths, seg, slot) if hashes is None else hashes  # (S,)
     _, inverse = torch.unique(h, return_inverse=True)  # (S,) ids in hash order
     k = int(inverse.max()) + 1 if s else 0
     order = torch.arange(s, device=codes.device)

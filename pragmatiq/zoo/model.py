@@ -133,16 +133,16 @@ class PragmaModel(nn.Module):
         h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
         return h[tok_pos], h[evt_pos]  # (T, d), (E, d)
 
-    def _distinct_event_heads(self, key_ids, value_ids, positions, cu_tokens, codes, first) -> torch.Tensor:
-        """[EVT] states (E', d) of the events `first` (E',) of cu_tokens, eval mode: those that
-        `event_cache` holds are read from it, the rest encoded (and stored there)."""
+    def _distinct_event_heads(self, key_ids, value_ids, positions, cu_tokens, codes, hashes,
+                              first) -> torch.Tensor:
+        """[EVT] states (E', d) of the events `first` (E',) of cu_tokens, with their `hashes` (E',),
+        eval mode: those that `event_cache` holds are read from it, the rest encoded (and stored there)."""
         rows, cu_first, max_first = gather_segments(cu_tokens, first)  # (T',), (E'+1,)
         cache = self.event_cache
         if cache is None:
             return self._events(key_ids[rows], value_ids[rows], positions[rows], cu_first, max_first,
                                 heads=True)[1]
         codes = codes[rows]  # (T',)
-        hashes = segment_hashes(codes, cu_first)  # (E',)
         held = cache.lookup(hashes, codes, cu_first).to(first.device)  # (E',) -1 where not held
         out = torch.empty(first.shape[0], self.config.d_model, device=first.device,
                           dtype=self.tok_embed.weight.dtype)  # (E', d)
@@ -175,11 +175,12 @@ class PragmaModel(nn.Module):
             # eval: an event's [EVT] state depends on its tokens alone, so each distinct one is encoded once
             span = None if self.event_cache is None else POSITION_SPAN
             codes = token_codes(key_ids, value_ids, positions, c.vocab_size, span)  # (T,) or None
-            distinct = None if codes is None else unique_segments(codes, cu_tokens)
+            hashes = None if codes is None else segment_hashes(codes, cu_tokens)  # (E,)
+            distinct = None if codes is None else unique_segments(codes, cu_tokens, hashes)
         if distinct is not None:
             first, inverse = distinct  # (E',) int64, (E,) int64
             event_head = self._distinct_event_heads(key_ids, value_ids, positions, cu_tokens, codes,
-                                                    first)[inverse]  # (E, d)
+                                                    hashes[first], first)[inverse]  # (E, d)
             token_states = None
         else:
             token_states, event_head = self._events(key_ids, value_ids, positions, cu_tokens, max_tokens,
