@@ -36,6 +36,9 @@ class PretrainConfig:
     compile: bool = False  # torch.compile the model
     num_threads: int | None = None  # torch CPU threads (None: leave torch's default)
     head_workers: int | None = None  # threads for the fused MLM head's row blocks (None: this process's cores)
+    # CPU: the events of each batch are encoded in this many parts side by side, one thread each
+    # (None: this process's cores; 1: one pass). Results depend on it, as on num_threads
+    event_workers: int | None = None
     # the fused MLM head's matmuls: "auto" (bf16 on a CPU that multiplies bf16 natively, else the
     # autocast dtype: bf16 on CUDA, fp32 on other CPUs), "fp32" or "bf16"; softmax always fp32
     head_precision: str = "auto"

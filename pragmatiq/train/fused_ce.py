@@ -22,11 +22,10 @@ uniform parts of the gradient are rank-one or scatter updates applied after the 
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from pragmatiq._hardware import cpu_has_bf16
+from pragmatiq._threads import cpu_workers, map_on_threads
 
 # rows per chunk: a (64, V) fp32 block is 3 MB at V = 12k, about the per-core L2 here, and the
 # matmuls are as fast as with larger blocks (measured on the 2-core CPU, V = 11.8k, d = 64)
@@ -169,51 +168,20 @@ def _bounds(m: int, chunk: int, blocks: int = BLOCKS) -> list[tuple[int, int]]:
     return [(lo, min(lo + per * chunk, m)) for lo in range(0, m, per * chunk)]
 
 
-_POOLS: dict = {}  # {threads: ThreadPoolExecutor}, created on first parallel call
-
-
-def _one_thread(fn):
-    """fn run with one intra-op thread in the calling thread (OpenMP's thread count is per
-    thread: the caller's other work keeps its own)."""
-    def run(lo, hi):
-        threads = torch.get_num_threads()
-        if threads != 1:
-            torch.set_num_threads(1)
-        try:
-            return fn(lo, hi)
-        finally:
-            if threads != 1:
-                torch.set_num_threads(threads)
-    return run
-
-
 def _map_blocks(fn, bounds, workers: int, cpu: bool) -> list:
     """[fn(lo, hi) for each block], in block order, on up to `workers` threads. On CPU each block
-    runs with one intra-op thread: ATen releases the GIL, so each worker keeps one core busy
-    without OpenMP barriers (measured on the 2-core machine: 2 workers of 1 thread ~10% faster
-    than 1 of 2), and a block's rounding never depends on how many threads there are."""
+    runs with one intra-op thread (`pragmatiq._threads`: measured on the 2-core machine, 2 workers
+    of 1 thread ~10% faster than 1 of 2), and a block's rounding never depends on how many
+    threads there are."""
     if not cpu:
         return [fn(lo, hi) for lo, hi in bounds]
-    fn = _one_thread(fn)
-    workers = min(workers, len(bounds))
-    if workers <= 1:
-        return [fn(lo, hi) for lo, hi in bounds]
-    if workers not in _POOLS:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fused_ce")
-    futures = [_POOLS[workers].submit(fn, lo, hi) for lo, hi in bounds]
-    return [f.result() for f in futures]
+    return map_on_threads(lambda b: fn(*b), bounds, workers)
 
 
 def default_workers(device: torch.device) -> int:
-    """Row blocks run side by side: on CPU, one per core of this process's share (2 on the
-    2-core machine, 1 per process under a 2-process torchrun there), at most BLOCKS; elsewhere 1."""
-    if device.type != "cpu":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(BLOCKS, cores // max(1, procs)))
+    """Row blocks run side by side: on CPU, one per core of this process's share, at most
+    BLOCKS; elsewhere 1."""
+    return min(BLOCKS, cpu_workers(device))
 
 
 def _chunked_forward(x, w, b, target, eps: float, chunk: int, workers: int, need: tuple[bool, bool, bool]):

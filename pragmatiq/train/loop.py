@@ -22,6 +22,7 @@ import torch.distributed as dist
 import yaml
 
 import pragmatiq
+from pragmatiq._threads import cpu_workers
 from pragmatiq.train.checkpoint import load_checkpoint, rng_state, rotate, save_checkpoint, set_rng_state
 from pragmatiq.train.config import PretrainConfig, load_pretrain_config
 from pragmatiq.train.fused_ce import head_dtype
@@ -150,6 +151,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
 
     torch.manual_seed(cfg.seed)
     model = create_model(model_size, vocab_size=len(ds.vocab), **cfg.model).to(device)
+    model.event_workers = cfg.event_workers or cpu_workers(device)
     train_users, eval_users = _split_users(len(ds), cfg.eval_users, cfg.seed)
     sampler = TokenBudgetSampler(ds.lengths[train_users], cfg.token_budget, seed=cfg.seed,
                                  rank=dd.rank, world_size=dd.world)

@@ -20,6 +20,7 @@ from pragmatiq.zoo.dedup import gather_segments, segment_hashes, token_codes, un
 from pragmatiq.zoo.dropout import Dropout
 from pragmatiq.zoo.event_cache import POSITION_SPAN
 from pragmatiq.zoo.layers import Attention, Encoder, sinusoid
+from pragmatiq.zoo.parts import part_bounds, parts_apply
 
 
 @dataclass
@@ -76,6 +77,8 @@ class PragmaModel(nn.Module):
         self.distinct_events = True
         # inference: an EventStateCache that `embed` reads and fills when set (zoo/event_cache.py)
         self.event_cache = None
+        # CPU training: threads that encode parts of a batch's events side by side (zoo/parts.py)
+        self.event_workers = 1
         self.apply(self._init)
 
     @staticmethod
@@ -120,9 +123,11 @@ class PragmaModel(nn.Module):
         return self.calendar(torch.cat([a.sin(), a.cos()], dim=-1))  # (E, d)
 
     def _events(self, key_ids, value_ids, positions, cu_tokens, max_tokens, heads: bool,
-                text_token_index=None, text_vectors=None):
+                text_token_index=None, text_vectors=None, in_part: bool = False):
         """Event tokens (T,) in events cu_tokens (E+1,) -> (token states (T, d), or None with
         `heads`; [EVT] states (E, d))."""
+        if not in_part and self._event_parts(key_ids, text_token_index, heads):
+            return self._events_in_parts(key_ids, value_ids, positions, cu_tokens, max_tokens)
         x_tok = self._tokens(key_ids, value_ids, positions)  # (T, d)
         if text_token_index is not None:
             x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
@@ -132,6 +137,29 @@ class PragmaModel(nn.Module):
             return None, self.event_encoder(self.drop(x), cu_seq, max_tokens + 1, heads_only=True)  # (E, d)
         h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
         return h[tok_pos], h[evt_pos]  # (T, d), (E, d)
+
+    def _event_parts(self, key_ids, text_token_index, heads: bool) -> bool:
+        """Whether this event-encoder call runs in parts on CPU worker threads: training with
+        grad on a CPU, several workers, no text vectors, no attention dropout (its masks come
+        from the default generator) and not in the exportable form."""
+        return (self.event_workers > 1 and self.training and not heads and torch.is_grad_enabled()
+                and key_ids.device.type == "cpu" and text_token_index is None and not self.exportable
+                and self.config.attn_dropout == 0 and not torch.is_autocast_enabled("cpu"))
+
+    def _events_in_parts(self, key_ids, value_ids, positions, cu_tokens, max_tokens):
+        """`_events` over `event_workers` contiguous parts of the events, one thread each ->
+        (token states (T, d), [EVT] states (E, d)), the same function of the same rows."""
+        cu = cu_tokens.to(torch.int64)
+
+        def run(bounds):
+            lo, hi = bounds
+            t0, t1 = int(cu[lo]), int(cu[hi])
+            cu_part = (cu_tokens[lo:hi + 1] - t0).to(torch.int32)  # (E_p+1,)
+            return self._events(key_ids[t0:t1], value_ids[t0:t1], positions[t0:t1], cu_part, max_tokens,
+                                heads=False, in_part=True)
+
+        params = [p for m in (self.tok_embed, self.event_encoder) for p in m.parameters()]
+        return parts_apply(run, part_bounds(cu_tokens, self.event_workers), params, self.event_workers)
 
     def _distinct_event_heads(self, key_ids, value_ids, positions, cu_tokens, codes, hashes,
                               first) -> torch.Tensor:
