@@ -18,11 +18,13 @@ def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_wei
     `head_workers`: threads for the fused head (None: `fused_ce.default_workers`); `head_dtype`:
     its matmul dtype (None: the autocast dtype, or fp32)."""
     inputs = replace(batch, value_ids=masked.value_ids)
-    if batch.text_vectors is not None and batch.text_token_index is not None:
+    texts = batch.text_vectors is not None and batch.text_token_index is not None
+    if texts:
         # a masked sentinel must not see its own text vector
         hidden = masked.selected[batch.text_token_index]
         inputs = replace(inputs, text_vectors=batch.text_vectors.masked_fill(hidden[:, None], 0.0))
-    out = model(inputs)
+    # the event encoder's last block runs at the targets' rows alone (the text head reads others)
+    out = model(inputs, token_rows=None if texts else masked.target_index)
     core = model.module if hasattr(model, "module") else model
     h = core.mlm_hidden(out, inputs, masked.target_index)  # (M, d)
     # = F.cross_entropy(core.mlm_logits(...), target_ids, label_smoothing, reduction="sum"), fused
@@ -32,7 +34,7 @@ def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_wei
                                          dtype=head_dtype)
     # keep every parameter in the graph even when nothing was masked (DDP needs it)
     loss = loss + 0.0 * out.user_emb.sum()
-    if batch.text_vectors is not None and batch.text_token_index is not None:
+    if texts:
         idx = batch.text_token_index[masked.selected[batch.text_token_index]]
         if len(idx):
             pred = core.text_prediction(out, inputs, idx)

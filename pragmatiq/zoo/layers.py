@@ -31,13 +31,17 @@ class Attention(nn.Module):
         self.exportable = False
 
     def forward(self, x: torch.Tensor, cu: torch.Tensor, max_seqlen: int,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, heads_only: bool = False) -> torch.Tensor:
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, heads_only: bool = False,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
         """x (N, d), cu (S+1,) int32 -> (N, d); attention within each segment only. `heads_only`:
-        the output at each segment's first row alone, (S, d)."""
-        if heads_only and not (self.training and self.attn_dropout > 0):
+        the output at each segment's first row alone, (S, d), computing those queries alone;
+        `rows` (K,) int64: the output at those rows, (K, d), projected there alone (the attention
+        itself runs at every row: for short segments in runs that is as fast as any subset)."""
+        if heads_only and self.training and self.attn_dropout > 0:
+            # attention dropout: the full path, read at the head rows
+            return self.forward(x, cu, max_seqlen, rope)[cu[:-1].to(torch.int64)]
+        if heads_only:
             return self._forward_heads(x, cu, rope)  # (S, d)
-        if heads_only:  # attention dropout: the full path, read at the head rows
-            return self.forward(x, cu, max_seqlen, rope)[cu[:-1].to(torch.int64)]  # (S, d)
         n = x.shape[0]
         qkv = self.qkv(x).view(n, 3, self.n_heads, self.head_dim)  # (N, 3, H, D)
         q, k, v = qkv.unbind(1)  # each (N, H, D)
@@ -48,7 +52,9 @@ class Attention(nn.Module):
             o = exportable_attention(q, k, v, cu, dropout_p=p)  # (N, H, D)
         else:
             o = varlen_attention(q, k, v, cu, max_seqlen, dropout_p=p, backend=self.backend)
-        return self.proj(o.reshape(n, self.n_heads * self.head_dim))  # (N, d)
+        if rows is not None:
+            o = o[rows]  # (K, H, D)
+        return self.proj(o.reshape(o.shape[0], self.n_heads * self.head_dim))  # (N or K, d)
 
     def _forward_heads(self, x: torch.Tensor, cu: torch.Tensor,
                        rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -79,11 +85,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(), nn.Linear(ffn_mult * d, d))
         self.drop = Dropout(dropout)
 
-    def forward(self, x, cu, max_seqlen, rope=None, heads_only: bool = False):
-        """x (N, d) -> (N, d), or with `heads_only` (S, d) at each segment's first row."""
-        if heads_only:
-            x = x[cu[:-1].to(torch.int64)] + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope,
-                                                                 heads_only=True))  # (S, d)
+    def forward(self, x, cu, max_seqlen, rope=None, heads_only: bool = False, rows=None):
+        """x (N, d) -> (N, d), or with `heads_only` (S, d) at each segment's first row, or with
+        `rows` (K,) int64 (K, d) at those rows."""
+        if heads_only or rows is not None:
+            at = cu[:-1].to(torch.int64) if heads_only else rows
+            x = x[at] + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope, heads_only=heads_only,
+                                            rows=rows))  # (S or K, d)
         else:
             x = x + self.drop(self.attn(self.ln1(x), cu, max_seqlen, rope))  # (N, d)
         return x + self.drop(self.mlp(self.ln2(x)))
@@ -99,12 +107,13 @@ class Encoder(nn.Module):
             Block(d, n_heads, ffn_mult, dropout, attn_dropout, backend) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d)
 
-    def forward(self, x, cu, max_seqlen, rope=None, heads_only: bool = False):
+    def forward(self, x, cu, max_seqlen, rope=None, heads_only: bool = False, rows=None):
         """x (N, d) -> (N, d). `heads_only`: the output read only at each segment's first row
         (cu (S+1,), every segment non-empty) -> (S, d); the last block then computes those rows
         alone, so its queries, feed-forward and attention cost O(S) and O(L) per segment instead
-        of O(N) and O(L^2)."""
+        of O(N) and O(L^2). `rows` (K,) int64: the output read only at those rows -> (K, d); the
+        last block's projection and feed-forward then run at those rows alone."""
         last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cu, max_seqlen, rope, heads_only=heads_only and i == last)
-        return self.ln_f(x)  # (N, d) or (S, d)
+            x = blk(x, cu, max_seqlen, rope, heads_only=heads_only and i == last, rows=rows if i == last else None)
+        return self.ln_f(x)  # (N, d), (S, d) or (K, d)

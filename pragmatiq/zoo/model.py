@@ -29,21 +29,32 @@ class EncoderOutput:
     token_states: torch.Tensor | None  # (T, d) event-encoder state of every event token
     event_states: torch.Tensor | None  # (E, d) history-encoder state of every event
     user_states: torch.Tensor  # (U, d) same tensor as user_emb
-    # token_states and event_states are None from `forward(batch, heads_only=True)`
+    # token_states and event_states are None from `forward(batch, heads_only=True)`; from
+    # `forward(batch, token_rows=idx)` token_states is (M, d), the states of tokens idx (M,) alone
+    token_rows: torch.Tensor | None = None
 
 
-def _insert_heads(body: torch.Tensor, head: torch.Tensor, cu: torch.Tensor, exportable: bool):
+def _insert_heads(body: torch.Tensor, head: torch.Tensor, cu: torch.Tensor, exportable: bool,
+                  order: torch.Tensor | None = None):
     """Put one head row in front of every segment of `body`.
 
     body (N, ...) segmented by cu (S+1,), head (S, ...) -> packed (N+S, ...), new cu (S+1,) int32,
     head_pos (S,) int64 and body_pos (N,) int64 (row of every head/body row in the packed tensor).
+    `order` (S,) int64: the segments' order in the packed tensor (None: as they come); every
+    row-wise layer is indifferent to it, and head_pos/body_pos find the rows wherever they are.
     Unique indices only, so the scatter exports cleanly.
     """
     s = cu.shape[0] - 1
-    new_cu = cu + torch.arange(s + 1, device=cu.device, dtype=cu.dtype)  # (S+1,)
-    head_pos = new_cu[:-1].to(torch.int64)  # (S,)
     seg = segment_ids(cu, body.shape[0], exportable, like=body)  # (N,)
-    body_pos = torch.arange(body.shape[0], device=body.device) + seg + 1  # (N,)
+    if order is None:
+        new_cu = cu + torch.arange(s + 1, device=cu.device, dtype=cu.dtype)  # (S+1,)
+        head_pos = new_cu[:-1].to(torch.int64)  # (S,)
+        body_pos = torch.arange(body.shape[0], device=body.device) + seg + 1  # (N,)
+    else:
+        lengths = (cu[1:] - cu[:-1]).to(torch.int64) + 1  # (S,) with the head
+        new_cu = torch.cat([lengths.new_zeros(1), lengths[order].cumsum(0)]).to(cu.dtype)  # (S+1,)
+        head_pos = torch.empty_like(order).index_copy_(0, order, new_cu[:-1].to(torch.int64))  # (S,)
+        body_pos = head_pos[seg] + 1 + torch.arange(body.shape[0], device=body.device) - cu[:-1].to(torch.int64)[seg]
     out = body.new_zeros((body.shape[0] + s,) + tuple(body.shape[1:]))
     out = out.index_copy(0, torch.cat([head_pos, body_pos]), torch.cat([head, body]))
     return out, new_cu, head_pos, body_pos
@@ -123,19 +134,31 @@ class PragmaModel(nn.Module):
         return self.calendar(torch.cat([a.sin(), a.cos()], dim=-1))  # (E, d)
 
     def _events(self, key_ids, value_ids, positions, cu_tokens, max_tokens, heads: bool,
-                text_token_index=None, text_vectors=None, in_part: bool = False):
-        """Event tokens (T,) in events cu_tokens (E+1,) -> (token states (T, d), or None with
-        `heads`; [EVT] states (E, d))."""
+                text_token_index=None, text_vectors=None, token_rows=None, in_part: bool = False):
+        """Event tokens (T,) in events cu_tokens (E+1,) -> (token states (T, d), or (M, d) at
+        token_rows (M,) int64 alone, or None with `heads`; [EVT] states (E, d))."""
         if not in_part and self._event_parts(key_ids, text_token_index, heads):
-            return self._events_in_parts(key_ids, value_ids, positions, cu_tokens, max_tokens)
+            return self._events_in_parts(key_ids, value_ids, positions, cu_tokens, max_tokens, token_rows)
         x_tok = self._tokens(key_ids, value_ids, positions)  # (T, d)
         if text_token_index is not None:
             x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
         evt = self._special(self.config.evt_id, cu_tokens.shape[0] - 1)  # (E, d)
-        x, cu_seq, evt_pos, tok_pos = _insert_heads(x_tok, evt, cu_tokens, self.exportable)  # (T+E, d)
+        # shortest events first, so that events of one length sit in one run that attention takes
+        # as a dense block (kernels/varlen.py); the traced form keeps the plain order
+        order = None if self.exportable else torch.argsort(cu_tokens[1:] - cu_tokens[:-1], stable=True)  # (E,)
+        x, cu_seq, evt_pos, tok_pos = _insert_heads(x_tok, evt, cu_tokens, self.exportable, order)  # (T+E, d)
         if heads:
-            return None, self.event_encoder(self.drop(x), cu_seq, max_tokens + 1, heads_only=True)  # (E, d)
+            h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1, heads_only=True)  # (E, d) in layout order
+            return None, h if order is None else h[torch.argsort(order)]  # (E, d)
+        if token_rows is not None and not self.exportable:
+            # the last block at the [EVT] rows and those tokens' rows alone
+            n_evt = evt_pos.shape[0]
+            h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1,
+                                   rows=torch.cat([evt_pos, tok_pos[token_rows]]))  # (E+M, d)
+            return h[n_evt:], h[:n_evt]  # (M, d), (E, d)
         h = self.event_encoder(self.drop(x), cu_seq, max_tokens + 1)  # (T+E, d)
+        if token_rows is not None:
+            return h[tok_pos[token_rows]], h[evt_pos]  # (M, d), (E, d)
         return h[tok_pos], h[evt_pos]  # (T, d), (E, d)
 
     def _event_parts(self, key_ids, text_token_index, heads: bool) -> bool:
@@ -146,20 +169,29 @@ class PragmaModel(nn.Module):
                 and key_ids.device.type == "cpu" and text_token_index is None and not self.exportable
                 and self.config.attn_dropout == 0 and not torch.is_autocast_enabled("cpu"))
 
-    def _events_in_parts(self, key_ids, value_ids, positions, cu_tokens, max_tokens):
+    def _events_in_parts(self, key_ids, value_ids, positions, cu_tokens, max_tokens, token_rows=None):
         """`_events` over `event_workers` contiguous parts of the events, one thread each ->
-        (token states (T, d), [EVT] states (E, d)), the same function of the same rows."""
+        (token states (T, d) or (M, d) at token_rows, [EVT] states (E, d)), the same function of
+        the same rows."""
         cu = cu_tokens.to(torch.int64)
+        bounds = part_bounds(cu_tokens, self.event_workers)
+        picks = None
+        if token_rows is not None:  # each part's share of token_rows, as indices into token_rows
+            picks = [torch.nonzero((token_rows >= cu[lo]) & (token_rows < cu[hi])).squeeze(1) for lo, hi in bounds]
 
-        def run(bounds):
-            lo, hi = bounds
+        def run(i):
+            lo, hi = bounds[i]
             t0, t1 = int(cu[lo]), int(cu[hi])
             cu_part = (cu_tokens[lo:hi + 1] - t0).to(torch.int32)  # (E_p+1,)
+            rows = None if picks is None else token_rows[picks[i]] - t0  # (M_p,)
             return self._events(key_ids[t0:t1], value_ids[t0:t1], positions[t0:t1], cu_part, max_tokens,
-                                heads=False, in_part=True)
+                                heads=False, token_rows=rows, in_part=True)
 
         params = [p for m in (self.tok_embed, self.event_encoder) for p in m.parameters()]
-        return parts_apply(run, part_bounds(cu_tokens, self.event_workers), params, self.event_workers)
+        tokens, heads = parts_apply(run, range(len(bounds)), params, self.event_workers)
+        if picks is not None:  # the parts hold token_rows in part order: back to token_rows' order
+            tokens = tokens[torch.argsort(torch.cat(picks))]  # (M, d)
+        return tokens, heads
 
     def _distinct_event_heads(self, key_ids, value_ids, positions, cu_tokens, codes, hashes,
                               first) -> torch.Tensor:
@@ -189,7 +221,7 @@ class PragmaModel(nn.Module):
     def _encode(self, key_ids, value_ids, positions, cu_tokens, max_tokens, event_tau, event_hour,
                 event_dow, event_dom, cu_events, max_events, profile_key_ids, profile_value_ids,
                 profile_positions, profile_tau, cu_profile, max_profile, text_token_index=None,
-                text_vectors=None, heads_only: bool = False):
+                text_vectors=None, heads_only: bool = False, token_rows=None):
         c, ex = self.config, self.exportable
         # the encoders' last blocks can run at their head rows alone ([EVT], [USR], the user slot)
         # where only those are read: the profile encoder always, the event and history encoders
@@ -212,7 +244,8 @@ class PragmaModel(nn.Module):
             token_states = None
         else:
             token_states, event_head = self._events(key_ids, value_ids, positions, cu_tokens, max_tokens,
-                                                    heads, text_token_index if texts else None, text_vectors)
+                                                    heads, text_token_index if texts else None, text_vectors,
+                                                    None if heads else token_rows)
         event_vec = event_head + self._calendar(event_hour, event_dow, event_dom, event_tau)  # (E, d)
         # --- profile encoder: [USR] + profile tokens, TimeRoPE on profile tau ([USR] at tau 0)
         x_p = self._tokens(profile_key_ids, profile_value_ids, profile_positions)  # (P, d)
@@ -236,18 +269,20 @@ class PragmaModel(nn.Module):
         else:
             hh = self.history_encoder(x, cu_hseq, max_events + 1, self.rope.cos_sin(tau_h))  # (E+U, d)
             event_states, user_states = hh[e_pos], hh[slot_pos]  # (E, d), (U, d)
-        return EncoderOutput(user_emb=user_states, token_states=token_states,
-                             event_states=event_states, user_states=user_states)
+        return EncoderOutput(user_emb=user_states, token_states=token_states, event_states=event_states,
+                             user_states=user_states, token_rows=None if heads else token_rows)
 
-    def forward(self, batch, heads_only: bool = False) -> EncoderOutput:
+    def forward(self, batch, heads_only: bool = False, token_rows=None) -> EncoderOutput:
         """PackedBatch -> EncoderOutput (see the dataclass for shapes). `heads_only`: compute what
-        the user embedding needs and no more (token_states and event_states are then None)."""
+        the user embedding needs and no more (token_states and event_states are then None).
+        `token_rows` (M,) int64: the event tokens whose states are read (the MLM targets): the
+        event encoder's last block computes those and the [EVT] rows alone."""
         b = batch
         return self._encode(b.key_ids, b.value_ids, b.positions, b.cu_tokens, b.max_tokens, b.event_tau,
                             b.event_hour, b.event_dow, b.event_dom, b.cu_events, b.max_events,
                             b.profile_key_ids, b.profile_value_ids, b.profile_positions, b.profile_tau,
                             b.cu_profile, b.max_profile, b.text_token_index, b.text_vectors,
-                            heads_only=heads_only)
+                            heads_only=heads_only, token_rows=token_rows)
 
     def forward_tensors(self, key_ids, value_ids, positions, cu_tokens, event_tau, event_hour, event_dow,
                         event_dom, cu_events, profile_key_ids, profile_value_ids, profile_positions,
@@ -276,7 +311,14 @@ class PragmaModel(nn.Module):
         ev_user = segment_ids(batch.cu_events, batch.n_events)  # (E,)
         e = tok_event[token_index]  # (M,)
         u = ev_user[e]  # (M,)
-        return torch.cat([out.token_states[token_index], out.event_states[e], out.user_states[u]], dim=-1)
+        if out.token_rows is None:
+            tokens = out.token_states[token_index]  # (M, d)
+        elif out.token_rows is token_index or torch.equal(out.token_rows, token_index):
+            tokens = out.token_states  # computed at these rows alone
+        else:
+            raise ValueError("the forward pass computed the token states of other rows (token_rows) "
+                             "than the head asks for")
+        return torch.cat([tokens, out.event_states[e], out.user_states[u]], dim=-1)
 
     def mlm_hidden(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
         """3-view MLM head before the tied output layer: token_index (M,) int64 -> (M, d).
@@ -293,4 +335,6 @@ class PragmaModel(nn.Module):
         """Nemotron variant: token state of sentinels token_index (M,) -> (M, d_text) MSE prediction."""
         if not self.config.d_text:
             raise RuntimeError("text_prediction needs a Nemotron model: create_model(..., d_text=<width>)")
+        if out.token_rows is not None:
+            raise ValueError("text_prediction needs every token state: run the forward pass without token_rows")
         return self.text_out(out.token_states[token_index])  # (M, d_text)

@@ -16,3 +16,6 @@ def ragged(lengths, heads=2, head_dim=32, dtype=torch.float32, device="cpu", see
 
 EVENT_LENGTHS = [1, 2, 25, 7, 3, 24, 1, 11, 5, 19, 2, 2, 9]  # event-encoder-like: many short segments
 HISTORY_LENGTHS = [1, 70, 3, 130, 41]  # history-like: fewer, longer segments
+MANY_LENGTHS = [(7 * i) % 23 + 1 for i in range(90)]  # lengths changing at every segment: length buckets
+BY_LENGTH = sorted(MANY_LENGTHS)  # the event encoder's layout: runs of equal length
+WITH_EMPTY = [0, 3, 3, 0, 5, 5, 5, 0]  # empty segments between and at both ends

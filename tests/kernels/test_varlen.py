@@ -9,9 +9,10 @@ from pragmatiq.kernels import (
     BACKENDS, TimeRoPE, apply_rope, backend_report, exportable_attention, refuse_reasons, segment_ids,
     segment_ids_dense, select_backend, varlen_attention,
 )
-from tests.kernels._ragged import EVENT_LENGTHS, HISTORY_LENGTHS, ragged
+from tests.kernels._ragged import BY_LENGTH, EVENT_LENGTHS, HISTORY_LENGTHS, MANY_LENGTHS, WITH_EMPTY, ragged
 
-CASES = {"events": EVENT_LENGTHS, "history": HISTORY_LENGTHS}
+CASES = {"events": EVENT_LENGTHS, "history": HISTORY_LENGTHS, "many": MANY_LENGTHS, "by_length": BY_LENGTH,
+         "with_empty": WITH_EMPTY}
 
 
 def _runnable(device="cpu", dtype=torch.float32):
@@ -180,3 +181,14 @@ def test_first_query_attention_gradients_match_the_reference(case):
     # the reference's query gradient is non-zero at the head rows only
     for g, r in zip(got, (gq[heads], gk, gv)):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
+
+
+def test_sdpa_takes_runs_of_equal_length_as_dense_blocks():
+    from pragmatiq.kernels.varlen import MAX_RUNS, _equal_length_runs
+
+    cu = ragged(BY_LENGTH)[4]
+    runs = _equal_length_runs(cu)
+    assert len(runs) == len(set(BY_LENGTH)) <= MAX_RUNS
+    assert sum(n * length for _, n, length in runs) == int(cu[-1])
+    assert _equal_length_runs(ragged(MANY_LENGTHS)[4]) is None  # length buckets instead
+    assert _equal_length_runs(ragged(WITH_EMPTY)[4]) == [(0, 1, 0), (0, 2, 3), (6, 1, 0), (6, 3, 5), (21, 1, 0)]

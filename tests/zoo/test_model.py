@@ -94,6 +94,37 @@ def test_mlm_head_is_three_view_and_tied(ragged_batch):
     assert (base[-1] - moved[-1]).abs().max() > 0
 
 
+@pytest.mark.parametrize("event_workers", [1, 2])
+def test_token_rows_give_the_full_forward_at_those_rows(event_workers, ragged_batch):
+    """Training reads token states at the masked rows only: the event encoder's last block then
+    computes those and the [EVT] rows alone. Same head input, same gradients (in float64, where
+    rounding does not blur the comparison), in one pass or in parts; asking the head for other
+    rows is an error, not a silent misread."""
+    b = ragged_batch
+    b.event_tau, b.profile_tau = b.event_tau.double(), b.profile_tau.double()
+    idx = torch.tensor([b.n_tokens - 1, 0, 5, 17, 40])  # any order
+    results = []
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for rows in (None, idx):
+            model = _model(dropout=0.0).train()
+            model.event_workers = event_workers
+            out = model(b, token_rows=rows)
+            h = model.mlm_hidden(out, b, idx)  # (M, d)
+            h.square().sum().backward()
+            results.append((h.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    finally:
+        torch.set_default_dtype(default)
+    (h_full, g_full), (h_rows, g_rows) = results
+    torch.testing.assert_close(h_rows, h_full, rtol=1e-10, atol=1e-12)
+    assert g_rows.keys() == g_full.keys()
+    for name in g_full:
+        torch.testing.assert_close(g_rows[name], g_full[name], rtol=1e-9, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="token_rows"):
+        model.mlm_hidden(out, b, idx[:2])
+
+
 def test_nemotron_text_path():
     b = make_batch([2, 3], [1, 2], seed=4, d_text=16)
     model = _model(d_text=16)
