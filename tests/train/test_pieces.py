@@ -84,10 +84,11 @@ def test_checkpoint_is_atomic(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_muon_in_bf16_is_torch_muon(nesterov):
-    """Our Muon with a bf16 iteration takes torch.optim.Muon's steps bit for bit (a tall, a wide
-    and a square matrix, weight decay, both momentum forms), and leaves the same state."""
+    """Our Muon with a bf16 iteration takes torch.optim.Muon's steps bit for bit (tall, wide and
+    square matrices, two of a shape orthogonalized as one stack, weight decay, both momentum
+    forms), and leaves the same state."""
     torch.manual_seed(0)
-    shapes = [(96, 32), (32, 80), (48, 48)]
+    shapes = [(96, 32), (32, 80), (48, 48), (96, 32), (48, 48)]
     ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
     ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
     kw = dict(lr=0.02, weight_decay=0.01, nesterov=nesterov)
