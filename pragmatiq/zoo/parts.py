@@ -52,15 +52,16 @@ class _Parts(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        grads_by_part = list(zip(*(g.split([rows[j] for rows in ctx.rows]) if g is not None else [None] * len(ctx.rows)
-                                   for j, g in enumerate(grads))))
+        # every output's gradient (rows, ...) cut into the parts' rows
+        cut = [g.split([rows[j] for rows in ctx.rows]) if g is not None else [None] * len(ctx.rows)
+               for j, g in enumerate(grads)]
         wanted = [p for p in ctx.params if p.requires_grad]
 
         def one(i):
-            outs = [o for o, g in zip(ctx.results[i], grads_by_part[i]) if g is not None and o.requires_grad]
-            gs = [g for o, g in zip(ctx.results[i], grads_by_part[i]) if g is not None and o.requires_grad]
-            if not outs:
+            pairs = [(o, g[i]) for o, g in zip(ctx.results[i], cut) if g[i] is not None and o.requires_grad]
+            if not pairs:
                 return [None] * len(wanted)
+            outs, gs = zip(*pairs)
             return torch.autograd.grad(outs, wanted, gs, allow_unused=True)
 
         per_part = map_on_threads(one, range(len(ctx.results)), ctx.workers)
