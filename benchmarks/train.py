@@ -45,6 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from pragmatiq._threads import cpu_workers
     from pragmatiq.train import load_pretrain_config
     from pragmatiq.train.fused_ce import default_workers, head_dtype
 
@@ -76,6 +77,7 @@ def main() -> None:
     head = settings[precisions[0]]
     result = {"model": "nano", "token_budget": args.token_budget, "steps": args.steps, "vocab_size": vocab,
               "num_threads": cfg.num_threads, "head_workers": default_workers(torch.device("cpu")),
+              "event_workers": cfg.event_workers or cpu_workers(torch.device("cpu")),
               "head_precision": precisions[0], **{k: head[k] for k in ("tokens_per_s", "tokens_per_s_runs",
                                                                        "tokens_per_s_median", "final_loss")},
               "by_head_precision": settings, "peak_rss_mb": peak, "peak_rss_mb_before_training": rss_before}
