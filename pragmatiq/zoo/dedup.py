@@ -52,6 +52,21 @@ def _hashes(codes, lengths, seg, slot) -> torch.Tensor:
     return lengths.clone().index_add_(0, seg, codes * powers[slot])  # (S,)
 
 
+def first_occurrences(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """values (S,) -> `(first (S',), inverse (S,))` int64: the index of each distinct value's first
+    occurrence, in order of appearance (so the numbering does not depend on the values), and
+    for every element the index of its value in `first`."""
+    s = values.shape[0]
+    _, inverse = torch.unique(values, return_inverse=True)  # (S,) ids in value order
+    k = int(inverse.max()) + 1 if s else 0
+    first = torch.full((k,), s, dtype=torch.int64, device=values.device).scatter_reduce_(
+        0, inverse, torch.arange(s, device=values.device), "amin")  # (S',) in value order
+    sort = torch.argsort(first)
+    rank = torch.empty_like(first)
+    rank[sort] = torch.arange(k, device=values.device)
+    return first[sort], rank[inverse]
+
+
 def unique_segments(codes: torch.Tensor, cu: torch.Tensor,
                     hashes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """codes (T,) int64 packed by cu (S+1,) int32 -> `(first (S',), inverse (S,))` int64: the
@@ -59,19 +74,9 @@ def unique_segments(codes: torch.Tensor, cu: torch.Tensor,
     its distinct one in `first`; None when two different sequences share a hash (then encode
     them all). `hashes`: `segment_hashes(codes, cu)`, when the caller has them. Integer arithmetic
     wraps modulo 2**64 by design."""
-    s = cu.shape[0] - 1
     starts, lengths, seg, slot = segment_layout(cu, codes.shape[0])
     h = _hashes(codes, lengths, seg, slot) if hashes is None else hashes  # (S,)
-    _, inverse = torch.unique(h, return_inverse=True)  # (S,) ids in hash order
-    k = int(inverse.max()) + 1 if s else 0
-    order = torch.arange(s, device=codes.device)
-    first = torch.full((k,), s, dtype=torch.int64, device=codes.device).scatter_reduce_(
-        0, inverse, order, "amin")  # (S',) first segment with each hash
-    # renumber in order of first appearance, so the result does not depend on hash values
-    rank = torch.empty_like(first)
-    sort = torch.argsort(first)
-    rank[sort] = torch.arange(k, device=codes.device)
-    first, inverse = first[sort], rank[inverse]
+    first, inverse = first_occurrences(h)  # (S',), (S,)
     rep = first[inverse]  # (S,) the segment each one is compared with
     if not torch.equal(lengths[rep], lengths):
         return None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from pragmatiq.zoo.dedup import gather_segments, segment_layout
+from pragmatiq.zoo.dedup import first_occurrences, gather_segments, segment_layout
 
 # position range of the codes a cache compares (token_codes' `span`): batches then agree on codes
 POSITION_SPAN = 1 << 20
@@ -119,10 +119,7 @@ class EventStateCache:
         per_event = _EVENT_BYTES + states[0].nbytes
         room = max(0, (self.max_bytes - self.nbytes) // per_event)
         which = torch.nonzero(self._index.find(hashes) < 0).squeeze(1)  # hashes not held
-        _, inverse = torch.unique(hashes[which], return_inverse=True)
-        first = torch.full((int(inverse.max()) + 1 if which.shape[0] else 0,), which.shape[0],
-                           dtype=torch.int64).scatter_reduce_(0, inverse, torch.arange(which.shape[0]), "amin")
-        which = which[torch.sort(first).values][:room]  # (k,) the first event of each such hash, in order
+        which = which[first_occurrences(hashes[which])[0]][:room]  # (k,) the first event of each such hash, in order
         if not which.shape[0]:
             return
         rows, sub_cu, _ = gather_segments(cu, which)  # codes of the new events, in order

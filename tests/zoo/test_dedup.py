@@ -3,12 +3,19 @@ from __future__ import annotations
 import torch
 
 from pragmatiq.zoo import create_model, dedup
-from pragmatiq.zoo.dedup import gather_segments, token_codes, unique_segments
+from pragmatiq.zoo.dedup import first_occurrences, gather_segments, token_codes, unique_segments
 from tests.zoo.conftest import _cu, make_batch
 
 
 def _codes(*segments: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor([c for s in segments for c in s], dtype=torch.int64), _cu([len(s) for s in segments])
+
+
+def test_first_occurrences_number_values_by_first_appearance():
+    first, inverse = first_occurrences(torch.tensor([9, -4, 9, 7, -4, 9]))
+    assert first.tolist() == [0, 1, 3] and inverse.tolist() == [0, 1, 0, 2, 1, 0]
+    first, inverse = first_occurrences(torch.empty(0, dtype=torch.int64))
+    assert first.shape == (0,) and inverse.shape == (0,)
 
 
 def test_unique_segments_in_order_of_first_appearance():
