@@ -6,7 +6,7 @@
 - `baseline_features(data_dir, labels, kind)`: "counts" (per-source event counts) or
   "aggregates" (hand-crafted), over events with `ts < eval_ts`, vectorized.
 - `fit_probe(X, y)`: seeded stratified user split; gradient boosting and standardized logistic
-  regression; ROC-AUC and PR-AUC on the held-out users.
+  regression (L2 strength by inner cross-validation); ROC-AUC and PR-AUC on the held-out users.
 - `fold_splits(y, folds=5)` / `cross_validate(X, y, splits)`: the same probes over seeded
   stratified folds, each score's mean and standard deviation.
 - `probe(...)`: the run's embeddings (histories cut at eval_ts) and both baselines, same split

@@ -80,13 +80,41 @@ def split_digest(test_idx: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(test_idx, dtype=np.int64).tobytes()).hexdigest()[:12]
 
 
-def _models(seed: int, n_train: int) -> dict:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+# logistic regression's inverse L2 strength, chosen per fit by inner cross-validation on the
+# training users: the best C differs by 10^5 between feature sets (measured on the quickstart book:
+# aggregates for default_12m peak at C = 0.003, embeddings for ltv_positive at 100), so one fixed
+# C under-fits some feature sets and over-fits others
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))  # decade steps: the curves are smooth
+INNER_FOLDS = 4
+FALLBACK_C = 1.0  # too few users of a class for inner folds: scikit-learn's default
+
+
+def _logreg(seed: int, y_train: np.ndarray):
+    """Median imputation, standardization and L2 logistic regression, with C from C_GRID by
+    seeded stratified inner k-fold ROC-AUC on the training users alone (refitted on all of them)."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    def pipeline(c: float):
+        # Newton-Cholesky: exact in a few steps for these few features, where lbfgs needs
+        # thousands at large C
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(C=c, solver="newton-cholesky", max_iter=1000))
+
+    k = min(INNER_FOLDS, int(np.unique(y_train, return_counts=True)[1].min()))
+    if k < 2:
+        return pipeline(FALLBACK_C)
+    return GridSearchCV(pipeline(FALLBACK_C), {"logisticregression__C": list(C_GRID)}, scoring="roc_auc",
+                        cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed))
+
+
+def _models(seed: int, y_train: np.ndarray) -> dict:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    n_train = len(y_train)
     return {
         # small books: shallow trees, a leaf floor (20 users, less on tiny books so trees can
         # still split) and L2 keep the boosted model from memorising
@@ -94,10 +122,7 @@ def _models(seed: int, n_train: int) -> dict:
             learning_rate=0.05, max_iter=200, max_leaf_nodes=15,
             min_samples_leaf=int(np.clip(n_train // 20, 2, 20)),
             l2_regularization=1.0, random_state=seed),
-        "logreg": make_pipeline(
-            SimpleImputer(strategy="median", keep_empty_features=True),
-            StandardScaler(),
-            LogisticRegression(C=0.1, max_iter=5000)),
+        "logreg": _logreg(seed, y_train),
     }
 
 
@@ -118,7 +143,8 @@ def fit_probe(
     split: tuple[np.ndarray, np.ndarray] | None = None,
     models: tuple[str, ...] = MODELS,
 ) -> dict:
-    """Fit gradient boosting and standardized logistic regression on a seeded user split.
+    """Fit gradient boosting and standardized logistic regression (its L2 strength chosen by inner
+    cross-validation on the training users) on a seeded user split.
 
     Args:
         X: (U, F) features; NaN allowed (boosting handles it, logistic regression imputes medians).
@@ -147,7 +173,7 @@ def fit_probe(
         return out
     cols = ~np.all(np.isnan(X[tr]), axis=0)  # all-missing columns carry nothing (and break binning)
     X = X[:, cols] if cols.any() else np.zeros((len(y), 1))
-    built = _models(seed, len(tr))
+    built = _models(seed, y[tr])
     for name in models:
         model = built[name]
         with warnings.catch_warnings():

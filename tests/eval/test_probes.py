@@ -43,6 +43,28 @@ def test_nan_features_are_handled():
     assert res["models"]["logreg"]["roc_auc"] > 0.8
 
 
+def test_logreg_strength_is_chosen_on_the_training_users():
+    """The label turns on x0 - x1 where x1 nearly equals x0: a low-variance direction that strong L2
+    shrinks away, so inner cross-validation must pick a weak penalty (a large C); with one signal
+    among many noise features and few users it picks a strong one."""
+    from pragmatiq.eval.probes import C_GRID, _logreg
+
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=800)
+    X = np.stack([x0, x0 + 0.05 * rng.normal(size=800), rng.normal(size=800)], 1)
+    y = (X[:, 0] - X[:, 1] > 0).astype(np.int8)
+    fitted = _logreg(0, y).fit(X, y)
+    assert fitted.best_params_["logisticregression__C"] >= 10.0
+    assert fit_probe(X, y, seed=0)["models"]["logreg"]["roc_auc"] > 0.95
+    rng = np.random.default_rng(1)
+    few = rng.normal(size=(150, 60))
+    y_few = (few[:, 0] + rng.normal(size=150) > 0).astype(np.int8)
+    assert _logreg(0, y_few).fit(few, y_few).best_params_["logisticregression__C"] < 1.0 < C_GRID[-1]
+    one_positive = np.zeros(50, np.int8)
+    one_positive[3] = 1
+    assert _logreg(0, one_positive).fit(rng.normal(size=(50, 3)), one_positive).predict_proba(X).shape == (800, 2)
+
+
 def test_split_seeded_stratified_and_shared():
     _, y = _data()
     tr, te = split_users(y, seed=7)
