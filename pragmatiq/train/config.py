@@ -26,6 +26,9 @@ class PretrainConfig:
     group_rate: float = 0.10  # share of (user, key) groups
     unk_share: float = 0.10  # of the selected: [UNK] with no target (the rest [MASK] with a target)
     text_mse_weight: float = 1.0  # lambda of the Nemotron MSE term
+    # weight of the user-view term: every masked token also predicted from its user's embedding
+    # alone (train/loss.py); 0 = the 3-view objective alone, and no user head in the model
+    user_loss_weight: float = 0.0
     seed: int = 0
     log_every: int = 10
     eval_every: int = 100
@@ -52,6 +55,11 @@ class PretrainConfig:
         if self.head_precision not in HEAD_PRECISIONS:
             raise ValueError(f"pretraining config: head_precision must be one of {list(HEAD_PRECISIONS)}, "
                              f"got {self.head_precision!r}")
+        if self.user_loss_weight < 0:
+            raise ValueError(f"pretraining config: user_loss_weight must be >= 0, got {self.user_loss_weight}")
+        if "user_head" in self.model:
+            raise ValueError("pretraining config: model.user_head follows user_loss_weight (> 0: the model "
+                             "has the user-view head); set user_loss_weight instead")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

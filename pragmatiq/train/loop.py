@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +150,8 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             {"model_size": model_size, "tok_dir": str(Path(tok_dir).resolve()), **cfg.to_dict()}, sort_keys=False))
 
     torch.manual_seed(cfg.seed)
-    model = create_model(model_size, vocab_size=len(ds.vocab), **cfg.model).to(device)
+    model = create_model(model_size, vocab_size=len(ds.vocab), user_head=cfg.user_loss_weight > 0,
+                         **cfg.model).to(device)
     model.event_workers = cfg.event_workers or cpu_workers(device)
     train_users, eval_users = _split_users(len(ds), cfg.eval_users, cfg.seed)
     sampler = TokenBudgetSampler(ds.lengths[train_users], cfg.token_budget, seed=cfg.seed,
@@ -237,17 +238,18 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                                 group_rate=cfg.group_rate, unk_share=cfg.unk_share) for m, b in enumerate(micro)]
             local = torch.tensor(float(sum(len(mk.target_index) for mk in masks)))
             total = dd.sum(local.clone()).item()
-            loss_sum, correct = 0.0, 0
+            loss_sum, user_sum, correct = 0.0, 0.0, 0
             for b, mk in zip(micro, masks):
                 b = b.to(device)
-                if autocast is not None:
-                    with autocast:
-                        loss, ok = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight, **head)
-                else:
-                    loss, ok = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight, **head)
+                with autocast or nullcontext():
+                    loss, ok, user = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight,
+                                                  user_weight=cfg.user_loss_weight, **head)
                 # DDP averages gradients over processes: scale so the step is the global mean
                 (loss * dd.world / max(total, 1.0)).backward()
-                loss_sum += loss.item()
+                # logged apart: "loss" stays the 3-view objective, comparable with heldout_loss
+                u = 0.0 if user is None else user.item()
+                user_sum += u
+                loss_sum += loss.item() - cfg.user_loss_weight * u
                 correct += int(ok)
                 tokens_seen += b.n_tokens
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -257,7 +259,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             for s in scheds:
                 s.step()
             step += 1
-            stats = dd.sum(torch.tensor([loss_sum, float(correct)]))
+            stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum]))
             if dd.rank == 0:
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == end:
@@ -266,6 +268,8 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                            "mlm_acc": stats[1].item() / max(total, 1.0), "masked": int(total),
                            "tokens_per_s": tokens_seen * dd.world / max(elapsed, 1e-9),
                            "lr": [s.get_last_lr()[0] for s in scheds], "grad_norm": float(grad_norm)}
+                    if cfg.user_loss_weight:
+                        row["user_loss"] = stats[2].item() / max(total, 1.0)
                     if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
                         row["heldout_loss"] = _heldout_loss(model, ds, eval_users, cfg, device, collate, head)
                     with metrics_path.open("a") as f:
@@ -293,7 +297,7 @@ def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: 
     batch = collate(ds.read(keep)).to(device)
     mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
                     event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
-    loss, _ = mlm_loss_sum(model, batch, mk, **head)
+    loss, _, _ = mlm_loss_sum(model, batch, mk, **head)
     model.train()
     return loss.item() / max(len(mk.target_index), 1)
 

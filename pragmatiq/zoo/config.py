@@ -23,6 +23,9 @@ class ModelConfig:
     # event vectors also get sin/cos of their tau (log-seconds to the cut) at this many
     # frequencies, so the history's values, not only its attention, know when (0 = off)
     recency_freqs: int = 4
+    # a user-view head (training only): predicts every masked token of a user from the user
+    # embedding alone, through the tied output layer (PretrainConfig.user_loss_weight)
+    user_head: bool = False
     attn_backend: str = "auto"
     pad_id: int = 0
     mask_id: int = 1

@@ -80,6 +80,8 @@ class PragmaModel(nn.Module):
         self.drop = Dropout(c.dropout)
         self.head = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.LayerNorm(d))  # 3-view MLM head
         self.head_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        if c.user_head:  # user view alone -> the same tied logits (train/loss.py, user_loss_sum)
+            self.user_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
         if c.d_text:
             self.text_in = nn.Linear(c.d_text, d)  # frozen text vector -> added to the sentinel token
             self.text_out = nn.Linear(d, c.d_text)  # token state -> MSE target space
@@ -305,12 +307,15 @@ class PragmaModel(nn.Module):
             return self(batch, heads_only=True).user_emb
 
     # ------------------------------------------------------------------ heads
+    @staticmethod
+    def token_owners(batch, token_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """token_index (M,) event-token rows -> (their events (M,), their users (M,)), int64."""
+        e = segment_ids(batch.cu_tokens, batch.n_tokens)[token_index]  # (M,)
+        return e, segment_ids(batch.cu_events, batch.n_events)[e]
+
     def _views(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
         """token_index (M,) -> (M, 3d) concat[token state, its event's state, its user's state]."""
-        tok_event = segment_ids(batch.cu_tokens, batch.n_tokens)  # (T,)
-        ev_user = segment_ids(batch.cu_events, batch.n_events)  # (E,)
-        e = tok_event[token_index]  # (M,)
-        u = ev_user[e]  # (M,)
+        e, u = self.token_owners(batch, token_index)  # (M,), (M,)
         if out.token_rows is None:
             tokens = out.token_states[token_index]  # (M, d)
         elif out.token_rows is token_index or torch.equal(out.token_rows, token_index):
@@ -330,6 +335,13 @@ class PragmaModel(nn.Module):
         """3-view MLM head at event-token positions token_index (M,) int64 -> (M, V) logits tied to E."""
         h = self.mlm_hidden(out, batch, token_index)  # (M, d)
         return F.linear(h, self.tok_embed.weight, self.head_bias)  # (M, V)
+
+    def user_hidden(self, out: EncoderOutput) -> torch.Tensor:
+        """User-view head before the tied output layer: (U, d) from the user states alone; the
+        logits of every token of user u are `user_hidden[u] @ tok_embed.weight.T + head_bias`."""
+        if not self.config.user_head:
+            raise RuntimeError("user_hidden needs a model with the user-view head: create_model(..., user_head=True)")
+        return self.user_head(out.user_states)  # (U, d)
 
     def text_prediction(self, out: EncoderOutput, batch, token_index: torch.Tensor) -> torch.Tensor:
         """Nemotron variant: token state of sentinels token_index (M,) -> (M, d_text) MSE prediction."""

@@ -189,7 +189,7 @@ def test_mlm_loss_equals_the_logits_reference(small_tok):
     masked = mask_batch(batch, step_generator(0, 1, 0))
     torch.manual_seed(0)
     model = create_model("nano", vocab_size=len(ds.vocab), dropout=0.0)
-    loss, correct = mlm_loss_sum(model, batch, masked, label_smoothing=0.1)
+    loss, correct, _ = mlm_loss_sum(model, batch, masked, label_smoothing=0.1)
     loss.backward()
     fused = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)

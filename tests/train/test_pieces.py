@@ -38,11 +38,53 @@ def test_nothing_selected_still_gives_a_graph(small_tok):
     m = mask_batch(batch, step_generator(0, 0, 0), token_rate=0, event_rate=0, group_rate=0)
     assert len(m.target_index) == 0
     model = create_model("nano", vocab_size=len(ds.vocab))
-    loss, _ = mlm_loss_sum(model, batch, m)
+    loss, _, _ = mlm_loss_sum(model, batch, m)
     loss.backward()
     assert loss.item() == 0.0
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad and p.ndim == 2
                and not p.shape[0] == len(ds.vocab))
+
+
+def test_user_loss_sum_is_cross_entropy_of_each_targets_user():
+    from pragmatiq.train.loss import user_loss_sum
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 11, generator=g, requires_grad=True)  # (U, V)
+    owners = torch.tensor([2, 0, 2, 2, 1, 0])  # (M,)
+    targets = torch.randint(0, 11, (6,), generator=g)  # (M,)
+    got = user_loss_sum(logits, owners, targets, label_smoothing=0.1)
+    want = torch.nn.functional.cross_entropy(logits[owners], targets, label_smoothing=0.1, reduction="sum")
+    torch.testing.assert_close(got, want)
+    (g_got,) = torch.autograd.grad(got, logits)
+    (g_want,) = torch.autograd.grad(want, logits)
+    torch.testing.assert_close(g_got, g_want)
+    empty = user_loss_sum(logits, owners[:0], targets[:0])
+    assert empty.item() == 0.0 and empty.requires_grad  # nothing masked: still a graph
+
+
+def test_user_view_term_adds_each_targets_user_prediction(small_tok):
+    """mlm_loss_sum(user_weight=w) = the 3-view loss + w * CE of every target against the logits
+    of its own user's view, the user found by walking the batch's offsets by hand."""
+    from pragmatiq.train.loss import mlm_loss_sum
+
+    ds = TokenDataset(small_tok)
+    batch = collate(ds.read([0, 1, 2]))
+    m = mask_batch(batch, step_generator(0, 1, 0))
+    torch.manual_seed(0)
+    model = create_model("nano", vocab_size=len(ds.vocab), user_head=True).eval()
+    base, _, none = mlm_loss_sum(model, batch, m)
+    both, _, user = mlm_loss_sum(model, batch, m, user_weight=0.5)
+    cu_t, cu_e = batch.cu_tokens.tolist(), batch.cu_events.tolist()
+    event = [next(e for e in range(len(cu_t) - 1) if cu_t[e] <= t < cu_t[e + 1]) for t in m.target_index.tolist()]
+    owner = torch.tensor([next(u for u in range(len(cu_e) - 1) if cu_e[u] <= e < cu_e[u + 1]) for e in event])
+    logits = model.user_hidden(model(batch)) @ model.tok_embed.weight.T + model.head_bias  # (U, V)
+    ce = torch.nn.functional.cross_entropy(logits[owner], m.target_ids, label_smoothing=0.1, reduction="sum")
+    torch.testing.assert_close(both - base, 0.5 * ce)
+    assert none is None and torch.testing.assert_close(user, ce.detach()) is None
+    both.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.user_head.parameters())
+    with pytest.raises(RuntimeError, match="user-view head"):
+        mlm_loss_sum(create_model("nano", vocab_size=len(ds.vocab)), batch, m, user_weight=1.0)
 
 
 def test_optimizer_groups():
@@ -69,6 +111,10 @@ def test_config_layers_and_unknown_keys():
         load_pretrain_config("nano", {"max_stpes": 7})
     with pytest.raises(ValueError, match="head_precision must be one of"):
         load_pretrain_config("nano", {"head_precision": "fp16"})
+    with pytest.raises(ValueError, match="user_loss_weight must be >= 0"):
+        load_pretrain_config("nano", {"user_loss_weight": -1})
+    with pytest.raises(ValueError, match="set user_loss_weight instead"):
+        load_pretrain_config("nano", {"model": {"user_head": True}})
 
 
 def test_checkpoint_is_atomic(tmp_path, monkeypatch):

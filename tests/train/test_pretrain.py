@@ -26,9 +26,10 @@ def test_run_directory_layout(small_tok, tmp_path):
                  "meta.json", "checkpoints/last.pt", "checkpoints/step-5.pt"):
         assert (run / name).exists(), name
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"step", "loss", "mlm_acc", "tokens_per_s", "lr", "grad_norm", "heldout_loss"} <= set(row)
+    # nano's recipe trains the user-view term too (user_loss_weight 1), logged apart from the loss
+    assert {"step", "loss", "user_loss", "mlm_acc", "tokens_per_s", "lr", "grad_norm", "heldout_loss"} <= set(row)
     model = load_model(run)
-    assert model.config.d_model == 64
+    assert model.config.d_model == 64 and model.config.user_head
 
 
 @pytest.mark.slow

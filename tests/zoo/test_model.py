@@ -138,13 +138,17 @@ def test_nemotron_text_path():
         _model().text_prediction(out, b, b.text_token_index)
 
 
-def test_save_load_round_trip(tmp_path, ragged_batch):
-    model = _model(d_text=8)
+@pytest.mark.parametrize("heads", [{"d_text": 8}, {"user_head": True}])
+def test_save_load_round_trip(heads, tmp_path, ragged_batch):
+    model = _model(**heads)
     save_model(model, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
     loaded = load_model(tmp_path / "m")
     assert loaded.config == model.config
     assert (loaded.embed(ragged_batch) - model.embed(ragged_batch)).abs().max() == 0
+    if model.config.user_head:  # training-only, but part of the weights: a run resumes or fine-tunes with it
+        out = model(ragged_batch)
+        assert torch.equal(loaded.user_hidden(loaded(ragged_batch)), model.user_hidden(out))
 
 
 def test_event_vectors_carry_recency():
