@@ -1,5 +1,7 @@
 """Masking, optimizer grouping, schedule, config and atomic checkpoints."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -72,15 +74,19 @@ def test_user_view_term_adds_each_targets_user_prediction(small_tok):
     m = mask_batch(batch, step_generator(0, 1, 0))
     torch.manual_seed(0)
     model = create_model("nano", vocab_size=len(ds.vocab), user_head=True).eval()
+    with torch.no_grad():  # logits of a few units, not ~0.01: the CE then tells one user state from another
+        model.tok_embed.weight.mul_(50.0)
     base, _, none = mlm_loss_sum(model, batch, m)
     both, _, user = mlm_loss_sum(model, batch, m, user_weight=0.5)
     cu_t, cu_e = batch.cu_tokens.tolist(), batch.cu_events.tolist()
     event = [next(e for e in range(len(cu_t) - 1) if cu_t[e] <= t < cu_t[e + 1]) for t in m.target_index.tolist()]
     owner = torch.tensor([next(u for u in range(len(cu_e) - 1) if cu_e[u] <= e < cu_e[u + 1]) for e in event])
-    logits = model.user_hidden(model(batch)) @ model.tok_embed.weight.T + model.head_bias  # (U, V)
+    inputs = dataclasses.replace(batch, value_ids=m.value_ids)  # what the model saw: the masked values
+    logits = model.user_hidden(model(inputs)) @ model.tok_embed.weight.T + model.head_bias  # (U, V)
     ce = torch.nn.functional.cross_entropy(logits[owner], m.target_ids, label_smoothing=0.1, reduction="sum")
     torch.testing.assert_close(both - base, 0.5 * ce)
-    assert none is None and torch.testing.assert_close(user, ce.detach()) is None
+    assert none is None  # the term is off by default
+    torch.testing.assert_close(user, ce.detach())  # returned unweighted, for the log
     both.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.user_head.parameters())
     with pytest.raises(RuntimeError, match="user-view head"):
