@@ -115,7 +115,8 @@ def tokenize(data_dir, out, config, vocab, label, n_workers) -> None:
 @click.option("--name", required=True, help="Run name: the run is written to RUNS_ROOT/NAME.")
 @click.option("--model-size", default="small", show_default=True)
 @click.option("--config", type=click.Path(path_type=Path), default=None,
-              help="Pretraining YAML (default configs/pretrain.yaml + the size's recipe).")
+              help="Pretraining YAML of overrides, on top of configs/pretrain.yaml and the size's "
+                   "recipe configs/train/<size>.yaml (set only the keys to change).")
 @click.option("--max-steps", type=int, default=None)
 @click.option("--token-budget", type=int, default=None)
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"),

@@ -74,9 +74,21 @@ def _read_yaml(path) -> dict:
     return data
 
 
+def _is_defaults_file(path) -> bool:
+    """Whether `path` is the bundled defaults file itself (configs/pretrain.yaml)."""
+    from pragmatiq.configs import CONFIG_DIR, config_path
+
+    try:
+        return config_path(path).resolve() == (CONFIG_DIR / "pretrain.yaml").resolve()
+    except FileNotFoundError:
+        return False
+
+
 def load_pretrain_config(model_size: str = "small", config=None) -> PretrainConfig:
     """Defaults (configs/pretrain.yaml) < the size's recipe (configs/train/<size>.yaml) < `config`
-    (a dict of overrides, a YAML path or a PretrainConfig). Unknown keys are errors."""
+    (a dict of overrides, a YAML path or a PretrainConfig). Unknown keys are errors.
+    A YAML file overrides the recipe for every key it sets, so it should hold only the keys to
+    change; the bundled defaults file itself is the base and overrides nothing."""
     if isinstance(config, PretrainConfig):
         return config
     values = _read_yaml("configs/pretrain.yaml")
@@ -86,7 +98,8 @@ def load_pretrain_config(model_size: str = "small", config=None) -> PretrainConf
     if recipe.exists():
         values.update(_read_yaml(recipe))
     if isinstance(config, (str, os.PathLike)):
-        values.update(_read_yaml(config))
+        if not _is_defaults_file(config):
+            values.update(_read_yaml(config))
     elif isinstance(config, dict):
         values.update(config)
     elif config is not None:

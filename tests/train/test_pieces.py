@@ -123,6 +123,15 @@ def test_config_layers_and_unknown_keys():
         load_pretrain_config("nano", {"model": {"user_head": True}})
 
 
+def test_config_file_overrides_the_recipe_only_where_it_says(tmp_path):
+    # the issue's own command passes the bundled defaults: nano's recipe must survive it
+    assert load_pretrain_config("nano", "configs/pretrain.yaml") == load_pretrain_config("nano")
+    own = tmp_path / "own.yaml"
+    own.write_text("max_steps: 5\nlr: 0.01\n")
+    cfg = load_pretrain_config("nano", own)
+    assert (cfg.max_steps, cfg.lr, cfg.token_budget, cfg.warmup_steps) == (5, 0.01, 8192, 30)
+
+
 def test_checkpoint_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"step": 1})
