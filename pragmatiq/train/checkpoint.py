@@ -34,6 +34,15 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def copy_checkpoint(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` through a temporary file and a rename, as `save_checkpoint` writes."""
+    import shutil
+
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def load_checkpoint(path: Path) -> dict:
     # our own file: RNG states and optimizer states need full unpickling
     return torch.load(path, map_location="cpu", weights_only=False)

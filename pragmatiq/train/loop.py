@@ -23,12 +23,14 @@ import yaml
 
 import pragmatiq
 from pragmatiq._threads import cpu_workers
-from pragmatiq.train.checkpoint import load_checkpoint, rng_state, rotate, save_checkpoint, set_rng_state
+from pragmatiq.train.checkpoint import (copy_checkpoint, load_checkpoint, rng_state, rotate, save_checkpoint,
+                                       set_rng_state)
 from pragmatiq.train.config import PretrainConfig, load_pretrain_config
 from pragmatiq.train.fused_ce import head_dtype
 from pragmatiq.train.loss import mlm_loss_sum
 from pragmatiq.train.masking import mask_batch, step_generator
 from pragmatiq.train.optim import build_optimizers, build_schedulers
+from pragmatiq.train.sharding import load_optimizer_states, model_state, optimizer_states, shard_model
 
 
 class _Dist:
@@ -67,6 +69,16 @@ def _split_users(n: int, eval_users: int, seed: int) -> tuple[np.ndarray, np.nda
     k = min(eval_users, n // 20)
     perm = np.random.default_rng([seed, 7]).permutation(n)
     return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def _check_same_run(path: Path, state: dict, name: str, model_size: str) -> None:
+    """A checkpoint directory set for the whole machine (PRAGMATIQ_CHECKPOINT_DIR,
+    /opt/ml/checkpoints) may hold another run's last.pt: refuse to resume from it."""
+    theirs = (state.get("run_name", name), state.get("model_size", model_size))
+    if theirs != (name, model_size):
+        raise ValueError(f"{path} is the checkpoint of run {theirs[0]!r} ({theirs[1]}), not of run {name!r} "
+                         f"({model_size}): point PRAGMATIQ_CHECKPOINT_DIR at another directory, or start over "
+                         "with --no-resume (resume=False), which overwrites it")
 
 
 class _Stop:
@@ -140,6 +152,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {last}")
     if resume and last.exists():
         state = load_checkpoint(last)
+        _check_same_run(last, state, name, model_size)
         if state["vocab_sha256"] != ds.vocab.sha256:
             raise ValueError(f"{last} was trained with vocabulary {state['vocab_sha256'][:12]} but "
                              f"{tok_dir} holds {ds.vocab.sha256[:12]}: tokenize with --vocab {run_dir}/vocab.json")
@@ -150,35 +163,33 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             {"model_size": model_size, "tok_dir": str(Path(tok_dir).resolve()), **cfg.to_dict()}, sort_keys=False))
 
     torch.manual_seed(cfg.seed)
-    model = create_model(model_size, vocab_size=len(ds.vocab), user_head=cfg.user_loss_weight > 0,
-                         **cfg.model).to(device)
+
+    def build_model():
+        return create_model(model_size, vocab_size=len(ds.vocab), user_head=cfg.user_loss_weight > 0, **cfg.model)
+
+    model = build_model().to(device)
     model.event_workers = cfg.event_workers or cpu_workers(device)
     train_users, eval_users = _split_users(len(ds), cfg.eval_users, cfg.seed)
     sampler = TokenBudgetSampler(ds.lengths[train_users], cfg.token_budget, seed=cfg.seed,
                                  rank=dd.rank, world_size=dd.world)
+    if state is not None:
+        model.load_state_dict(state["model"])
+    sharded = dd.enabled and cfg.fsdp
+    if sharded:
+        shard_model(model)  # before the optimizers: they must hold the sharded parameters
     opts = build_optimizers(model, cfg)
     scheds = build_schedulers(opts, cfg)
     step = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        for o, s in zip(opts, state["optimizers"]):
-            o.load_state_dict(s)
+        load_optimizer_states(model, opts, state["optimizers"], sharded)
         for sc, s in zip(scheds, state["schedulers"]):
             sc.load_state_dict(s)
         sampler.load_state_dict(state["sampler"])
         step = state["step"]
         set_rng_state(state["rng"][dd.rank] if isinstance(state["rng"], list) else state["rng"])
     net = model
-    if dd.enabled:
-        if cfg.fsdp:
-            from torch.distributed.fsdp import fully_shard
-
-            for enc in (model.event_encoder, model.profile_encoder, model.history_encoder):
-                for layer in enc.blocks:
-                    fully_shard(layer)
-            net = fully_shard(model)
-        else:
-            net = torch.nn.parallel.DistributedDataParallel(model)
+    if dd.enabled and not sharded:
+        net = torch.nn.parallel.DistributedDataParallel(model)
     if cfg.compile:
         net = torch.compile(net)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
@@ -209,16 +220,17 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             dist.all_gather_object(rngs, rng_state())
         else:
             rngs = [rng_state()]
+        weights, moments = model_state(model, sharded), optimizer_states(model, opts, sharded)  # collectives
         if dd.rank != 0:
             return
         payload = {
-            "step": tag_step, "model": model.state_dict(),
-            "optimizers": [o.state_dict() for o in opts], "schedulers": [s.state_dict() for s in scheds],
+            "step": tag_step, "model": weights,
+            "optimizers": moments, "schedulers": [s.state_dict() for s in scheds],
             "sampler": loader.state_dict(), "rng": rngs, "vocab_sha256": ds.vocab.sha256,
-            "config": cfg.to_dict(), "model_size": model_size,
+            "config": cfg.to_dict(), "model_size": model_size, "run_name": name,
         }
         save_checkpoint(ckpt_dir / "last.pt", payload)
-        shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / f"step-{tag_step}.pt")
+        copy_checkpoint(ckpt_dir / "last.pt", ckpt_dir / f"step-{tag_step}.pt")
         rotate(ckpt_dir, cfg.keep_checkpoints)
 
     metrics_path = run_dir / "metrics.jsonl"
@@ -231,7 +243,8 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     t0, tokens_seen = time.perf_counter(), 0
     model.train()
     try:
-        while step < end and not stopper.requested:
+        stop = False  # SIGTERM on any rank: every rank checkpoints, then stops
+        while step < end and not stop:
             micro = [next_batch() for _ in range(cfg.grad_accum)]
             masks = [mask_batch(b, step_generator(cfg.seed, step, m * dd.world + dd.rank),
                                 token_rate=cfg.token_rate, event_rate=cfg.event_rate,
@@ -259,7 +272,13 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             for s in scheds:
                 s.step()
             step += 1
-            stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum]))
+            # with the rank's stop request, so all ranks agree on the step they stop at
+            stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum, float(stopper.requested)]))
+            stop = bool(stats[3] > 0)
+            heldout = None  # on every rank: a sharded model's forward is a collective
+            if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
+                if step % cfg.log_every == 0 or step == end:  # logged with the step's row
+                    heldout = _heldout_loss(model, ds, eval_users, cfg, device, collate, head)
             if dd.rank == 0:
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == end:
@@ -270,17 +289,28 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                            "lr": [s.get_last_lr()[0] for s in scheds], "grad_norm": float(grad_norm)}
                     if cfg.user_loss_weight:
                         row["user_loss"] = stats[2].item() / max(total, 1.0)
-                    if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
-                        row["heldout_loss"] = _heldout_loss(model, ds, eval_users, cfg, device, collate, head)
+                    if heldout is not None:
+                        row["heldout_loss"] = heldout
                     with metrics_path.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
-            if step % cfg.checkpoint_every == 0 or step == end or stopper.requested:
+            if step % cfg.checkpoint_every == 0 or step == end or stop:
                 save(step)
     finally:
         bar.close()
         stopper.restore()
+    if stop and step < end:
+        if dd.rank == 0:
+            print(f"pretrain: stopped by SIGTERM at step {step}/{cfg.max_steps}; checkpoint "
+                  f"{ckpt_dir / 'last.pt'} (the same command resumes from it)", file=sys.stderr)
+        if stopper.requested:  # this rank's own SIGTERM, held until the checkpoint was safe
+            signal.raise_signal(signal.SIGTERM)
+        return run_dir
+    weights = model_state(model, sharded) if sharded and step >= cfg.max_steps else None  # a collective
     if dd.rank == 0 and step >= cfg.max_steps:
+        if sharded:  # the gathered weights, in an unsharded model
+            model = build_model()
+            model.load_state_dict(weights)
         model.eval()
         save_model(model, run_dir)
         (run_dir / "meta.json").write_text(json.dumps(_meta(device, dd.world, step), indent=2))

@@ -83,13 +83,31 @@ class Muon(torch.optim.Muon):
                 update = p.grad.lerp(buf, mom) if group["nesterov"] else buf
                 by_shape.setdefault(p.shape, []).append((p, update))
             for shape, items in by_shape.items():
-                ortho = orthogonalize(torch.stack([u for _, u in items]), group["ns_coefficients"],
+                ortho = orthogonalize(torch.stack([_whole(u) for _, u in items]), group["ns_coefficients"],
                                       group["ns_steps"], group["eps"], self.ns_dtype)  # (n, A, B)
                 scale = -lr * _lr_ratio(group["adjust_lr_fn"], shape)
                 for (p, _), update in zip(items, ortho):
                     p.mul_(1 - lr * wd)
-                    p.add_(update, alpha=scale)
+                    p.add_(_shard_like(update, p), alpha=scale)
         return loss
+
+
+def _whole(t: torch.Tensor) -> torch.Tensor:
+    """The whole matrix of an FSDP shard (a DTensor: gathered from every rank), else t itself.
+    The orthogonalization is of the whole matrix: run on a shard, it is another update."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def _shard_like(whole: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """`whole` cut as the parameter p is sharded (each rank keeps its own part, no communication:
+    every rank computed the same whole update), or whole itself when p is a plain tensor."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(p, DTensor):
+        return whole
+    return distribute_tensor(whole, p.device_mesh, p.placements, src_data_rank=None)
 
 
 def _lr_ratio(adjust_lr_fn: str | None, shape: torch.Size) -> float:

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,50 +87,189 @@ def test_refuses_shards_with_another_vocabulary(small_tok, tmp_path):
     assert vocab
 
 
-TRAIN_PY = '''
-import os
-from pragmatiq import api
+DEPLOY_TRAIN = Path(__file__).resolve().parents[2] / "deploy" / "sagemaker" / "src" / "train.py"
 
-data = os.environ["SM_CHANNEL_DATA"]
-out = os.environ["SM_MODEL_DIR"]
 
-api.tokenize(data, os.environ["TOK"], n_workers=2)
-api.pretrain(os.environ["TOK"], "run", model_size="nano",
-             config={"max_steps": 3, "token_budget": 4096}, runs_root=out)
-'''
+def _sagemaker_job(data: Path, root: Path, tag: str, checkpoints: Path, *, interrupt_at: int | None = None):
+    """Run the shipped SageMaker entry point (the tutorial's src/train.py) as SageMaker would,
+    with local directories for its channel, model and checkpoint directories; with
+    `interrupt_at`, SIGTERM it (a spot interruption) once metrics.jsonl reaches that step.
+    -> (return code, stderr, SM_MODEL_DIR/run)."""
+    run = root / f"model-{tag}" / "run"
+    env = {**os.environ, "SM_CHANNEL_DATA": str(data), "SM_MODEL_DIR": str(root / f"model-{tag}"),
+           "PRAGMATIQ_TOK_DIR": str(root / f"tok-{tag}"), "PRAGMATIQ_CHECKPOINT_DIR": str(checkpoints),
+           "PRAGMATIQ_MAX_STEPS": "30", "PRAGMATIQ_MODEL_SIZE": "nano"}
+    proc = subprocess.Popen([sys.executable, str(DEPLOY_TRAIN)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if interrupt_at is not None:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            rows = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+            if rows and json.loads(rows[-1])["step"] >= interrupt_at:
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err, run
 
 
 @pytest.mark.slow
-def test_sagemaker_entry_point(small_tok, tmp_path):
-    """The tutorial's src/train.py (sizes shrunk), with SM_* pointing at local directories."""
-    script = tmp_path / "train.py"
-    script.write_text(TRAIN_PY)
+def test_sagemaker_entry_point_survives_a_spot_interruption(small_tok, tmp_path):
+    """deploy/sagemaker/src/train.py with SM_* and PRAGMATIQ_CHECKPOINT_DIR on local directories:
+    a job stopped by SIGTERM mid-run checkpoints and exits as terminated; the restarted job (a
+    fresh model directory, the same checkpoint directory) resumes by itself and ends with the
+    weights of a job that was never interrupted, and with everything serving needs."""
+    from pragmatiq.export.targets import RUN_FILES
+
     data = Path(json.loads((small_tok / "manifest.json").read_text())["data_dir"])
-    env = {**os.environ, "SM_CHANNEL_DATA": str(data), "SM_MODEL_DIR": str(tmp_path / "model"),
-           "TOK": str(tmp_path / "tok"), "PRAGMATIQ_CHECKPOINT_DIR": str(tmp_path / "ckpt")}
-    subprocess.run([sys.executable, str(script)], env=env, check=True, capture_output=True, timeout=300)
-    run = tmp_path / "model" / "run"
-    assert (run / "model.safetensors").exists() and (run / "vocab.json").exists()
-    assert (tmp_path / "ckpt" / "last.pt").exists()
+    rc, err, straight = _sagemaker_job(data, tmp_path, "straight", tmp_path / "ckpt-straight")
+    assert rc == 0, err
+    rc, err, _ = _sagemaker_job(data, tmp_path, "spot", tmp_path / "ckpt-spot", interrupt_at=10)
+    assert rc == -signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and (tmp_path / "ckpt-spot" / "last.pt").exists()
+    rc, err, resumed = _sagemaker_job(data, tmp_path, "restart", tmp_path / "ckpt-spot")
+    assert rc == 0, err
+    assert json.loads((resumed / "metrics.jsonl").read_text().splitlines()[0])["step"] > 10  # resumed
+    for name in RUN_FILES:
+        assert (resumed / name).exists(), name
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert load_model(resumed).config.d_model == 64
+
+
+def test_refuses_another_runs_checkpoint(small_tok, tmp_path, monkeypatch):
+    """One PRAGMATIQ_CHECKPOINT_DIR for the machine: a run never resumes from another's last.pt."""
+    monkeypatch.setenv("PRAGMATIQ_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    cfg = {**TINY, "max_steps": 2, "stop_after": 1}
+    api.pretrain(small_tok, "first", model_size="nano", config=cfg, runs_root=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="checkpoint of run 'first' \\(nano\\), not of run 'second'"):
+        api.pretrain(small_tok, "second", model_size="nano", config=cfg, runs_root=tmp_path, progress=False)
+
+
+TORCHRUN_CFG = {**TINY, "max_steps": 3, "model": {"dropout": 0.0}, "event_workers": 1}
+# every rank keeps its own final weights (the DDP wrapper's module, recorded), for comparison
+TORCHRUN_SCRIPT = """import json, os, sys
+import torch
+from pragmatiq import api
+
+wrapped = []
+class Recorded(torch.nn.parallel.DistributedDataParallel):
+    def __init__(self, module, *args, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        wrapped.append(module)
+torch.nn.parallel.DistributedDataParallel = Recorded
+api.pretrain(sys.argv[1], sys.argv[2], model_size='nano', config=json.loads(sys.argv[3]),
+             runs_root=sys.argv[4], progress=False)
+if wrapped:
+    torch.save(wrapped[0].state_dict(), os.path.join(sys.argv[4], f"{sys.argv[2]}-rank{os.environ['RANK']}.pt"))
+"""
+
+
+def _torchrun(tok: Path, root: Path, name: str, cfg: dict) -> Path:
+    """A 2-process gloo run of api.pretrain under torchrun -> its run directory."""
+    script = root / "run.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", str(script),
+                           str(tok), name, json.dumps(cfg), str(root)], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / name
+
+
+def _single(tok: Path, root: Path, cfg: dict) -> Path:
+    """One process with the 2-process runs' global batch (two micro-batches a step)."""
+    return api.pretrain(tok, "single", model_size="nano", config={**cfg, "grad_accum": 2}, runs_root=root,
+                        progress=False)
+
+
+def _close(a: dict, b: dict, tol: float = 1e-4) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < tol, k
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(small_tok, tmp_path):
-    torchrun = Path(sys.executable).parent / "torchrun"
+    import torch
+
     # one part of events per process, as each rank has one core here: Muon's orthogonalization
     # turns fp32 rounding differences into visible ones within three steps
-    cfg = {**TINY, "max_steps": 3, "model": {"dropout": 0.0}, "event_workers": 1}
-    code = ("import json,sys; from pragmatiq import api; "
-            "api.pretrain(sys.argv[1], sys.argv[2], model_size='nano', config=json.loads(sys.argv[3]), "
-            "runs_root=sys.argv[4], progress=False)")
-    script = tmp_path / "run.py"
-    script.write_text(code)
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", str(script),
-                    str(small_tok), "ddp", json.dumps(cfg), str(tmp_path)],
-                   check=True, capture_output=True, timeout=400)
-    api.pretrain(small_tok, "single", model_size="nano", config={**cfg, "grad_accum": 2},
-                 runs_root=tmp_path, progress=False)
-    a = load_file(tmp_path / "ddp" / "model.safetensors")
-    b = load_file(tmp_path / "single" / "model.safetensors")
-    for k in a:
-        assert (a[k] - b[k]).abs().max() < 1e-4, k
+    ddp = _torchrun(small_tok, tmp_path, "ddp", TORCHRUN_CFG)
+    ranks = [torch.load(tmp_path / f"ddp-rank{r}.pt") for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])  # identical on both ranks
+    a = load_file(ddp / "model.safetensors")
+    assert all(torch.equal(a[k], ranks[0][k]) for k in a)
+    _close(a, load_file(_single(small_tok, tmp_path, TORCHRUN_CFG) / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_torchrun_fsdp_matches_one_process_and_resumes(small_tok, tmp_path):
+    """fsdp: the optimizers step the shards (built after sharding), checkpoints and the saved
+    model hold the gathered full weights, the held-out loss runs on every rank, and a resume
+    re-shards the full optimizer states bit-exactly."""
+    import torch
+
+    from pragmatiq.zoo import create_model
+
+    # Muon frozen for the comparison: its orthogonalization turns the reduce-scatter's fp32
+    # rounding into visible differences (test_muon_steps_fsdp_shards_as_whole_matrices covers it)
+    cfg = {**TORCHRUN_CFG, "fsdp": True, "eval_every": 2, "muon_lr": 0.0}
+    a = load_file(_torchrun(small_tok, tmp_path, "fsdp", cfg) / "model.safetensors")
+    _close(a, load_file(_single(small_tok, tmp_path, cfg) / "model.safetensors"))
+    # and the steps moved the weights far beyond that tolerance (optimizers holding the
+    # unsharded parameters of before fully_shard would leave the shards at their init)
+    torch.manual_seed(0)
+    init = create_model("nano", vocab_size=a["tok_embed.weight"].shape[0], user_head=True).state_dict()
+    assert max((a[k] - init[k]).abs().max() for k in a) > 1e-3
+    assert "heldout_loss" in json.loads((tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()[1])
+
+    cfg = {**cfg, "muon_lr": 0.02}
+    straight = load_file(_torchrun(small_tok, tmp_path, "fsdp-a", cfg) / "model.safetensors")
+    _torchrun(small_tok, tmp_path, "fsdp-r", {**cfg, "stop_after": 2})
+    assert not (tmp_path / "fsdp-r" / "model.safetensors").exists()
+    resumed = load_file(_torchrun(small_tok, tmp_path, "fsdp-r", cfg) / "model.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert _losses(tmp_path / "fsdp-a") == _losses(tmp_path / "fsdp-r")
+
+
+MUON_ON_SHARDS = """import os, sys
+import torch
+import torch.distributed as dist
+from torch.distributed.tensor import distribute_tensor
+from pragmatiq.train.config import load_pretrain_config
+from pragmatiq.train.optim import build_optimizers
+from pragmatiq.train.sharding import shard_model
+from pragmatiq.zoo import create_model
+
+dist.init_process_group("gloo")
+cfg = load_pretrain_config("nano", {})
+torch.manual_seed(0)
+model, whole = (create_model("nano", vocab_size=500, user_head=True) for _ in range(2))
+whole.load_state_dict(model.state_dict())
+grads = [torch.randn(p.shape) for p in whole.parameters()]
+for p, g in zip(whole.parameters(), grads):
+    p.grad = g.clone()
+shard_model(model)
+for p, g in zip(model.parameters(), grads):
+    p.grad = distribute_tensor(g, p.device_mesh, p.placements, src_data_rank=None)
+for opts in (build_optimizers(whole, cfg), build_optimizers(model, cfg)):
+    for _ in range(2):
+        for o in opts:
+            o.step()
+worst = max((p.full_tensor() - q).abs().max().item() for p, q in zip(model.parameters(), whole.parameters()))
+open(os.path.join(sys.argv[1], f"worst{dist.get_rank()}.txt"), "w").write(repr(worst))
+"""
+
+
+@pytest.mark.slow
+def test_muon_steps_fsdp_shards_as_whole_matrices(tmp_path):
+    """Muon on FSDP shards takes the steps it takes on the whole matrices, bit for bit (an
+    orthogonalization of each rank's rows alone is another update)."""
+    script = tmp_path / "muon.py"
+    script.write_text(MUON_ON_SHARDS)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29518", str(script),
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [float((tmp_path / f"worst{r}.txt").read_text()) for r in (0, 1)] == [0.0, 0.0]

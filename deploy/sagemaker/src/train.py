@@ -14,7 +14,8 @@ from pragmatiq import api
 data = os.environ["SM_CHANNEL_DATA"]
 out = os.environ["SM_MODEL_DIR"]
 steps = int(os.environ.get("PRAGMATIQ_MAX_STEPS", "4000"))
+tok = os.environ.get("PRAGMATIQ_TOK_DIR", "/tmp/tok")
 
-api.tokenize(data, "/tmp/tok", n_workers=max(1, (os.cpu_count() or 2) // 2))
-api.pretrain("/tmp/tok", "run", model_size=os.environ.get("PRAGMATIQ_MODEL_SIZE", "small"),
+api.tokenize(data, tok, n_workers=max(1, (os.cpu_count() or 2) // 2))
+api.pretrain(tok, "run", model_size=os.environ.get("PRAGMATIQ_MODEL_SIZE", "small"),
              config={"max_steps": steps, "token_budget": 16384}, runs_root=out)
