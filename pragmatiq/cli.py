@@ -8,6 +8,7 @@ the traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def pretrain(tok_dir, name, model_size, config, max_steps, token_budget, runs_ro
                  if v is not None}
     run = api.pretrain(tok_dir, name, model_size=model_size, config={**_as_dict(base), **overrides},
                        runs_root=runs_root, resume="auto" if resume is None else resume)
-    _emit({"run": str(run)})
+    if int(os.environ.get("RANK", 0)) == 0:  # once under torchrun
+        _emit({"run": str(run)})
 
 
 @cli.command()
@@ -226,8 +228,6 @@ def serve(repo, http_port, grpc_port, sagemaker, multi_model, sagemaker_port, de
 @_user_errors
 def embed(src, run_dir, out, device, token_budget, label, n_workers) -> None:
     """Embed every user of SRC (data or token directory) into a parquet of user_id + embedding."""
-    import os
-
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     result = api.embed(src, run_dir, out, device=device, token_budget=token_budget, label=label,

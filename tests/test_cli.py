@@ -4,7 +4,11 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
 from click.testing import CliRunner
 
 import pragmatiq
@@ -29,7 +33,7 @@ def test_info_is_json_with_versions_device_extras_and_backends():
 
 
 def test_console_scripts_are_installed():
-    exe = shutil.which("pragmatiq", path=str(__import__("pathlib").Path(sys.executable).parent))
+    exe = shutil.which("pragmatiq", path=str(Path(sys.executable).parent))
     assert exe, "the pragmatiq console script is not installed next to the interpreter"
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert pragmatiq.__version__ in out.stdout
@@ -38,3 +42,27 @@ def test_console_scripts_are_installed():
 def test_validate_missing_directory_exits_2(tmp_path):
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "nope")])
     assert result.exit_code == 2
+
+
+def test_pretrain_trains_layers_the_config_and_prints_the_run(tiny_tok, tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text("token_budget: 4096\nwarmup_steps: 1\neval_every: 1000\ncheckpoint_every: 1000\n")
+    result = CliRunner().invoke(cli, ["pretrain", str(tiny_tok), "--name", "r", "--model-size", "nano",
+                                      "--config", str(own), "--max-steps", "2", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run"])
+    assert (run / "model.safetensors").exists()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    # the file's keys, the flag, and nano's recipe for everything else
+    assert (config["token_budget"], config["max_steps"], config["lr"], config["user_loss_weight"]) == (4096, 2, 0.003, 1.0)
+
+
+def test_pretrain_and_probe_errors_are_one_line(tmp_path, tiny_tok, tiny_run):
+    result = CliRunner().invoke(cli, ["pretrain", str(tmp_path / "nope"), "--name", "r", "--model-size", "nano"])
+    assert result.exit_code == 2
+    assert "manifest.json not found" in result.output and "Traceback" not in result.output
+    bad = tmp_path / "default_12m.parquet"
+    pq.write_table(pa.table({"user_id": ["u"], "label": [1], "eval_ts": ["2024-01-01"]}), bad)
+    result = CliRunner().invoke(cli, ["probe", str(tiny_tok), "--run", str(tiny_run), "--label", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {bad}: column eval_ts is string" in result.output

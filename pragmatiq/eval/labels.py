@@ -79,6 +79,8 @@ def read_label_table(labels: str | Path | pa.Table | LabelTable, task: str | Non
             " (event-level tables such as fraud/recurring need aggregating to users first)"
         )
     label = table["label"].combine_chunks()
+    if not (pa.types.is_integer(label.type) or pa.types.is_boolean(label.type)):
+        raise ValueError(f"{where}: column label is {label.type}; it must hold integers or booleans (0/1)")
     if label.null_count:
         raise ValueError(f"{where}: column label has {label.null_count} nulls")
     y = label.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -89,6 +91,9 @@ def read_label_table(labels: str | Path | pa.Table | LabelTable, task: str | Non
     cut_us = None
     if "eval_ts" in table.column_names:
         ts = table["eval_ts"]
+        if not pa.types.is_timestamp(ts.type):
+            raise ValueError(f"{where}: column eval_ts is {ts.type}; it must be a timestamp (the cut point of each "
+                             "user's history)")
         if ts.null_count:
             raise ValueError(f"{where}: column eval_ts has {ts.null_count} nulls")
         cut_us = ts_to_us(ts)
