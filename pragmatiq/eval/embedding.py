@@ -112,13 +112,16 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
         it = tqdm(batches, desc="embed", unit="batch")
     from pragmatiq.zoo.event_cache import EventStateCache
 
+    from pragmatiq.zoo.text_encoder import encoder_for, with_text_vectors
+
+    encoder = encoder_for(model, device)  # the Nemotron variant's frozen text encoder, else None
     if event_cache is True:
         event_cache = EventStateCache()
     before, model.event_cache = getattr(model, "event_cache", None), event_cache or None
     try:
         with torch.inference_mode():
             for index in it:
-                batch = collate(ds.read(subset[index].tolist()))
+                batch = with_text_vectors(collate(ds.read(subset[index].tolist())), encoder)
                 emb = model.embed(batch.to(device))  # (U, d)
                 ids.extend(batch.user_ids)
                 chunks.append(emb.float().cpu().numpy())

@@ -33,6 +33,10 @@ def check_run(run: str | Path) -> Path:
     if missing:
         raise ExportError(f"{run}: not a trained run ({', '.join(missing)} missing); pass the directory"
                           " `pragmatiq pretrain` wrote (runs/<name>)")
+    if json.loads((run / "model.json").read_text()).get("d_text"):
+        raise ExportError(f"{run}: a Nemotron-variant run (its text sentinels read vectors of a frozen text "
+                          "encoder) cannot be exported or served yet: the serving path does not run the text "
+                          "encoder. Embed its users offline with `pragmatiq embed`")
     return run
 
 

@@ -26,6 +26,9 @@ class PretrainConfig:
     group_rate: float = 0.10  # share of (user, key) groups
     unk_share: float = 0.10  # of the selected: [UNK] with no target (the rest [MASK] with a target)
     text_mse_weight: float = 1.0  # lambda of the Nemotron MSE term
+    # Nemotron variant (token shards made with nemotron: true): the frozen sentence-transformers
+    # model (Hugging Face id or local directory) that maps each text sentinel's string to a vector
+    text_encoder: str = "nvidia/llama-nemotron-embed-1b-v2"
     # weight of the user-view term: every masked token also predicted from its user's embedding
     # alone (train/loss.py); 0 = the 3-view objective alone, and no user head in the model
     user_loss_weight: float = 0.0

@@ -31,6 +31,7 @@ from pragmatiq.train.loss import mlm_loss_sum
 from pragmatiq.train.masking import mask_batch, step_generator
 from pragmatiq.train.optim import build_optimizers, build_schedulers
 from pragmatiq.train.sharding import load_optimizer_states, model_state, optimizer_states, shard_model
+from pragmatiq.zoo.text_encoder import FrozenTextEncoder, with_text_vectors
 
 
 class _Dist:
@@ -162,10 +163,14 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(
             {"model_size": model_size, "tok_dir": str(Path(tok_dir).resolve()), **cfg.to_dict()}, sort_keys=False))
 
+    # Nemotron-variant shards: text sentinels carry strings that the frozen encoder turns into vectors
+    encoder = FrozenTextEncoder(cfg.text_encoder, device) if ds.manifest["config"].get("nemotron") else None
+    texts = {"d_text": encoder.dim, "text_encoder": cfg.text_encoder} if encoder else {}
     torch.manual_seed(cfg.seed)
 
     def build_model():
-        return create_model(model_size, vocab_size=len(ds.vocab), user_head=cfg.user_loss_weight > 0, **cfg.model)
+        return create_model(model_size, vocab_size=len(ds.vocab), user_head=cfg.user_loss_weight > 0,
+                            **texts, **cfg.model)
 
     model = build_model().to(device)
     model.event_workers = cfg.event_workers or cpu_workers(device)
@@ -245,7 +250,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     try:
         stop = False  # SIGTERM on any rank: every rank checkpoints, then stops
         while step < end and not stop:
-            micro = [next_batch() for _ in range(cfg.grad_accum)]
+            micro = [with_text_vectors(next_batch(), encoder) for _ in range(cfg.grad_accum)]
             masks = [mask_batch(b, step_generator(cfg.seed, step, m * dd.world + dd.rank),
                                 token_rate=cfg.token_rate, event_rate=cfg.event_rate,
                                 group_rate=cfg.group_rate, unk_share=cfg.unk_share) for m, b in enumerate(micro)]
@@ -278,7 +283,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             heldout = None  # on every rank: a sharded model's forward is a collective
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
                 if step % cfg.log_every == 0 or step == end:  # logged with the step's row
-                    heldout = _heldout_loss(model, ds, eval_users, cfg, device, collate, head)
+                    heldout = _heldout_loss(model, ds, eval_users, cfg, device, collate, head, encoder)
             if dd.rank == 0:
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == end:
@@ -320,14 +325,14 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
 
 
 @torch.no_grad()
-def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: dict) -> float:
+def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: dict, encoder) -> float:
     model.eval()
     # held-out users up to one micro-batch of tokens (logits are (M, V): keep M bounded)
     keep = users[np.cumsum(ds.lengths[users]) <= max(cfg.token_budget, int(ds.lengths[users[0]]))]
-    batch = collate(ds.read(keep)).to(device)
+    batch = with_text_vectors(collate(ds.read(keep)), encoder).to(device)
     mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
                     event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
-    loss, _, _ = mlm_loss_sum(model, batch, mk, **head)
+    loss, _, _ = mlm_loss_sum(model, batch, mk, text_weight=cfg.text_mse_weight, **head)
     model.train()
     return loss.item() / max(len(mk.target_index), 1)
 

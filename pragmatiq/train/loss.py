@@ -60,9 +60,9 @@ def mlm_loss_sum(model, batch, masked, *, label_smoothing: float = 0.1, text_wei
     # keep every parameter in the graph even when nothing was masked (DDP needs it)
     loss = loss + 0.0 * out.user_emb.sum()
     if texts:
+        # also with no masked sentinel (then 0, with the text head still in the graph for DDP)
         idx = batch.text_token_index[masked.selected[batch.text_token_index]]
-        if len(idx):
-            pred = core.text_prediction(out, inputs, idx)
-            target = batch.text_vectors[masked.selected[batch.text_token_index]]
-            loss = loss + text_weight * F.mse_loss(pred.float(), target.float(), reduction="sum") / pred.shape[-1]
+        pred = core.text_prediction(out, inputs, idx)  # (K, d_text)
+        target = batch.text_vectors[masked.selected[batch.text_token_index]]
+        loss = loss + text_weight * F.mse_loss(pred.float(), target.float(), reduction="sum") / pred.shape[-1]
     return loss, correct, user

@@ -20,6 +20,7 @@ class ModelConfig:
     attn_dropout: float = 0.0  # 0 keeps every attention backend (triton, torch_varlen) eligible
     rope_base: float = 10_000.0
     d_text: int = 0  # Nemotron variant: width of the frozen text vectors (0 = off)
+    text_encoder: str = ""  # Nemotron variant: the frozen sentence-transformers model that makes them
     # event vectors also get sin/cos of their tau (log-seconds to the cut) at this many
     # frequencies, so the history's values, not only its attention, know when (0 = off)
     recency_freqs: int = 4

@@ -20,8 +20,11 @@ def test_masking_rates_rules_and_determinism(small_tok):
     m = mask_batch(batch, step_generator(0, 3, 0))
     share = m.selected.float().mean().item()
     assert 0.25 < share < 0.5  # 15% tokens + 10% events + 10% (user, key) groups, overlapping
-    changed = m.value_ids != batch.value_ids
-    assert torch.equal(changed, m.selected & (batch.value_ids != MASK) & (batch.value_ids != UNK)) or changed.sum() <= m.selected.sum()
+    # only selected tokens change, each to [MASK] or [UNK]; masking sees the event tokens alone
+    # (profile tokens live in profile_value_ids, which it never returns)
+    assert m.selected.shape == m.value_ids.shape == batch.value_ids.shape
+    assert torch.equal(m.value_ids[~m.selected], batch.value_ids[~m.selected])
+    assert ((m.value_ids[m.selected] == MASK) | (m.value_ids[m.selected] == UNK)).all()
     masked_share = (m.value_ids[m.selected] == MASK).float().mean().item()
     assert 0.85 < masked_share < 0.95  # 90% [MASK], 10% [UNK]
     assert torch.equal(m.target_ids, batch.value_ids[m.target_index])
@@ -91,6 +94,36 @@ def test_user_view_term_adds_each_targets_user_prediction(small_tok):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.user_head.parameters())
     with pytest.raises(RuntimeError, match="user-view head"):
         mlm_loss_sum(create_model("nano", vocab_size=len(ds.vocab)), batch, m, user_weight=1.0)
+
+
+def test_nemotron_term_is_lambda_mse_of_the_masked_sentinels(nemotron_tok, text_encoder_dir):
+    """mlm_loss_sum with text vectors = the CE terms + lambda * MSE (per vector width) between the
+    text head's prediction at each masked sentinel and its frozen vector; a masked sentinel's
+    own vector is hidden from the input; with no sentinel masked the term is 0 and the text head
+    stays in the graph (DDP needs every parameter)."""
+    from pragmatiq.train.loss import mlm_loss_sum
+    from pragmatiq.zoo.text_encoder import FrozenTextEncoder, with_text_vectors
+
+    ds = TokenDataset(nemotron_tok)
+    enc = FrozenTextEncoder(str(text_encoder_dir))
+    batch = with_text_vectors(collate(ds.read([0, 1, 2])), enc)
+    assert batch.text_vectors.shape == (len(batch.texts), 16) and len(batch.texts) > 0
+    m = mask_batch(batch, step_generator(0, 1, 0))
+    hit = m.selected[batch.text_token_index]  # (N,) masked sentinels
+    assert hit.any() and not hit.all()
+    torch.manual_seed(0)
+    model = create_model("nano", vocab_size=len(ds.vocab), d_text=16).eval()
+    ce, _, _ = mlm_loss_sum(model, batch, m, text_weight=0.0)
+    both, _, _ = mlm_loss_sum(model, batch, m, text_weight=0.3)
+    shown = batch.text_vectors.masked_fill(hit[:, None], 0.0)
+    out = model(dataclasses.replace(batch, value_ids=m.value_ids, text_vectors=shown))
+    pred = model.text_out(out.token_states[batch.text_token_index[hit]])
+    mse = ((pred - batch.text_vectors[hit]) ** 2).sum() / 16
+    torch.testing.assert_close(both - ce, 0.3 * mse, rtol=0, atol=1e-3)  # fp32 sums of ~1e3 differenced
+    nothing = dataclasses.replace(m, selected=torch.zeros_like(m.selected))
+    loss, _, _ = mlm_loss_sum(model, batch, nothing)
+    loss.backward()
+    assert all(p.grad is not None for p in model.text_out.parameters())
 
 
 def test_optimizer_groups():

@@ -273,3 +273,39 @@ def test_muon_steps_fsdp_shards_as_whole_matrices(tmp_path):
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [float((tmp_path / f"worst{r}.txt").read_text()) for r in (0, 1)] == [0.0, 0.0]
+
+
+def test_nemotron_variant_trains_embeds_and_is_refused_by_export(nemotron_tok, text_encoder_dir, tmp_path):
+    """Shards tokenized with nemotron: true train with the frozen encoder's vectors (the model reads
+    them, its text head learns the MSE term), the run names its encoder, embedding a run's users
+    uses it, and export refuses the run rather than serve it without the vectors."""
+    import torch
+
+    from pragmatiq.eval.embedding import embed_token_dir
+    from pragmatiq.export.targets import ExportError, check_run
+    from pragmatiq.tokenizer import TokenDataset, collate
+    from pragmatiq.zoo import create_model
+    from pragmatiq.zoo.text_encoder import FrozenTextEncoder, with_text_vectors
+
+    cfg = {**TINY, "max_steps": 3, "eval_every": 3, "text_encoder": str(text_encoder_dir)}
+    run = api.pretrain(nemotron_tok, "nem", model_size="nano", config=cfg, runs_root=tmp_path, progress=False)
+    model = load_model(run)
+    assert (model.config.d_text, model.config.text_encoder) == (16, str(text_encoder_dir))
+    assert "heldout_loss" in json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    torch.manual_seed(0)
+    init = create_model("nano", vocab_size=model.config.vocab_size, user_head=True, d_text=16).state_dict()
+    trained = model.state_dict()
+    for name in ("text_in.weight", "text_out.weight"):
+        assert (trained[name] - init[name]).abs().max() > 1e-4, name
+
+    ids, vectors = embed_token_dir(nemotron_tok, model, vocab=run / "vocab.json")
+    ds = TokenDataset(nemotron_tok)
+    batch = collate(ds.read(list(range(len(ds)))))
+    with torch.inference_mode():
+        want = model.embed(with_text_vectors(batch, FrozenTextEncoder(str(text_encoder_dir))))
+        blind = model.embed(batch)  # the same users without the text vectors
+    order = [batch.user_ids.index(u) for u in ids]
+    torch.testing.assert_close(torch.from_numpy(vectors), want[order], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(want, blind, atol=1e-4)
+    with pytest.raises(ExportError, match="Nemotron-variant run"):
+        check_run(run)
