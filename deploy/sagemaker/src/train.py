@@ -5,6 +5,9 @@ torchrun on every host/GPU when `sagemaker_torch_distributed_enabled` is set). T
 channel is mounted at SM_CHANNEL_DATA; everything written to SM_MODEL_DIR is tarred to
 S3 as model.tar.gz. Checkpoints under /opt/ml/checkpoints are synced with the job's
 CheckpointConfig S3 URI, so a spot interruption resumes from the last one.
+
+The tutorial's values are the defaults; PRAGMATIQ_MAX_STEPS, PRAGMATIQ_MODEL_SIZE and
+PRAGMATIQ_TOK_DIR override them (the tests run this file small, as a job would run it).
 """
 
 import os
