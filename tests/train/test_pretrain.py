@@ -309,3 +309,26 @@ def test_nemotron_variant_trains_embeds_and_is_refused_by_export(nemotron_tok, t
     assert not torch.allclose(want, blind, atol=1e-4)
     with pytest.raises(ExportError, match="Nemotron-variant run"):
         check_run(run)
+
+
+@pytest.mark.slow
+def test_every_size_has_a_recipe_and_small_trains_with_it(small_tok, tmp_path):
+    """configs/train/<size>.yaml for each zoo size; small trains with its recipe (lr, Muon lr,
+    warmup) to a checkpoint and a servable run. medium and large are built, not trained, here."""
+    import torch
+    import yaml
+
+    from pragmatiq.train import load_pretrain_config
+    from pragmatiq.zoo import create_model, list_models
+
+    for size in list_models():
+        recipe = yaml.safe_load((Path(api.__file__).parent / "configs" / "train" / f"{size}.yaml").read_text())
+        cfg = load_pretrain_config(size)
+        assert {k: getattr(cfg, k) for k in recipe} == recipe, size
+        with torch.device("meta"):
+            create_model(size, vocab_size=28000, user_head=cfg.user_loss_weight > 0)
+    run = api.pretrain(small_tok, "s", model_size="small", config={**TINY, "max_steps": 2, "eval_every": 2},
+                       runs_root=tmp_path, progress=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["lr"], saved["warmup_steps"], saved["max_steps"]) == (0.002, 2, 2)  # recipe, TINY, override
+    assert (run / "checkpoints" / "last.pt").exists() and load_model(run).config.d_model == 192
