@@ -111,7 +111,6 @@ def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = No
 
         it = tqdm(batches, desc="embed", unit="batch")
     from pragmatiq.zoo.event_cache import EventStateCache
-
     from pragmatiq.zoo.text_encoder import encoder_for, with_text_vectors
 
     encoder = encoder_for(model, device)  # the Nemotron variant's frozen text encoder, else None
