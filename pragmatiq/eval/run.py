@@ -181,7 +181,12 @@ def probe(
         "n_no_history": int(labels.n_users - len(keep)), "prevalence": float(y.mean()),
         "seed": seed, "test_size": test_size if folds == 1 else 1.0 / folds, "folds": folds, "rows": [],
     }
-    for name in feature_sets:
+    fits = feature_sets
+    if progress:  # the fits are the slow part with folds > 1 (tuned logistic regression, boosting)
+        from tqdm.auto import tqdm
+
+        fits = tqdm(feature_sets, desc=f"probe {labels.task}", unit="feature set", leave=False)
+    for name in fits:
         X = features[name]
         res = fit_probe(X, y, seed=seed, split=split) if splits is None else cross_validate(X, y, splits, seed=seed)
         result.update({k: res[k] for k in ("split", "n_train", "n_test", "n_pos_test")})

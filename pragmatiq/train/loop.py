@@ -57,11 +57,19 @@ def _device() -> torch.device:
 
 
 def _checkpoint_dir(run_dir: Path) -> Path:
-    """SageMaker managed spot training syncs /opt/ml/checkpoints; PRAGMATIQ_CHECKPOINT_DIR wins."""
+    """SageMaker managed spot training syncs /opt/ml/checkpoints; PRAGMATIQ_CHECKPOINT_DIR wins.
+    Without either, a run inside SageMaker's model directory (SM_MODEL_DIR, tarred for serving)
+    keeps its checkpoints, optimizer states and all, in a fresh temporary directory instead: a
+    job without a checkpoint configuration is never restarted, so nothing could resume from them."""
     if env := os.environ.get("PRAGMATIQ_CHECKPOINT_DIR"):
         return Path(env)
     if Path("/opt/ml/checkpoints").is_dir():
         return Path("/opt/ml/checkpoints")
+    model_dir = os.environ.get("SM_MODEL_DIR")
+    if model_dir and Path(model_dir).resolve() in Path(run_dir).resolve().parents:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="pragmatiq-checkpoints-"))
     return run_dir / "checkpoints"
 
 

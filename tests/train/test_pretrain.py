@@ -90,15 +90,19 @@ def test_refuses_shards_with_another_vocabulary(small_tok, tmp_path):
 DEPLOY_TRAIN = Path(__file__).resolve().parents[2] / "deploy" / "sagemaker" / "src" / "train.py"
 
 
-def _sagemaker_job(data: Path, root: Path, tag: str, checkpoints: Path, *, interrupt_at: int | None = None):
+def _sagemaker_job(data: Path, root: Path, tag: str, checkpoints: Path | None, *, interrupt_at: int | None = None):
     """Run the shipped SageMaker entry point (the tutorial's src/train.py) as SageMaker would,
-    with local directories for its channel, model and checkpoint directories; with
+    with local directories for its channel, model and (when given) checkpoint directories; with
     `interrupt_at`, SIGTERM it (a spot interruption) once metrics.jsonl reaches that step.
     -> (return code, stderr, SM_MODEL_DIR/run)."""
     run = root / f"model-{tag}" / "run"
-    env = {**os.environ, "SM_CHANNEL_DATA": str(data), "SM_MODEL_DIR": str(root / f"model-{tag}"),
-           "PRAGMATIQ_TOK_DIR": str(root / f"tok-{tag}"), "PRAGMATIQ_CHECKPOINT_DIR": str(checkpoints),
-           "PRAGMATIQ_MAX_STEPS": "30", "PRAGMATIQ_MODEL_SIZE": "nano"}
+    env = {k: v for k, v in os.environ.items() if k != "PRAGMATIQ_CHECKPOINT_DIR"}
+    env.update({"SM_CHANNEL_DATA": str(data), "SM_MODEL_DIR": str(root / f"model-{tag}"),
+                "PRAGMATIQ_TOK_DIR": str(root / f"tok-{tag}"), "PRAGMATIQ_MAX_STEPS": "30",
+                "PRAGMATIQ_MODEL_SIZE": "nano", "TMPDIR": str(root / "tmp")})
+    (root / "tmp").mkdir(exist_ok=True)
+    if checkpoints is not None:
+        env["PRAGMATIQ_CHECKPOINT_DIR"] = str(checkpoints)
     proc = subprocess.Popen([sys.executable, str(DEPLOY_TRAIN)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     if interrupt_at is not None:
@@ -115,15 +119,19 @@ def _sagemaker_job(data: Path, root: Path, tag: str, checkpoints: Path, *, inter
 
 @pytest.mark.slow
 def test_sagemaker_entry_point_survives_a_spot_interruption(small_tok, tmp_path):
-    """deploy/sagemaker/src/train.py with SM_* and PRAGMATIQ_CHECKPOINT_DIR on local directories:
+    """deploy/sagemaker/src/train.py with SM_* (and PRAGMATIQ_CHECKPOINT_DIR) on local directories:
     a job stopped by SIGTERM mid-run checkpoints and exits as terminated; the restarted job (a
     fresh model directory, the same checkpoint directory) resumes by itself and ends with the
     weights of a job that was never interrupted, and with everything serving needs."""
     from pragmatiq.export.targets import RUN_FILES
 
     data = Path(json.loads((small_tok / "manifest.json").read_text())["data_dir"])
-    rc, err, straight = _sagemaker_job(data, tmp_path, "straight", tmp_path / "ckpt-straight")
+    # without a checkpoint configuration (no spot): the model directory, tarred for serving,
+    # holds the run and no checkpoints
+    rc, err, straight = _sagemaker_job(data, tmp_path, "straight", None)
     assert rc == 0, err
+    assert not (straight / "checkpoints").exists()
+    assert [p.name for p in (tmp_path / "tmp").glob("pragmatiq-checkpoints-*/last.pt")] == ["last.pt"]
     rc, err, _ = _sagemaker_job(data, tmp_path, "spot", tmp_path / "ckpt-spot", interrupt_at=10)
     assert rc == -signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and (tmp_path / "ckpt-spot" / "last.pt").exists()
