@@ -288,6 +288,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             # with the rank's stop request, so all ranks agree on the step they stop at
             stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum, float(stopper.requested)]))
             stop = bool(stats[3] > 0)
+            elapsed = time.perf_counter() - t0  # training time: the held-out loss below is not in tokens/s
             heldout = None  # on every rank: a sharded model's forward is a collective
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
                 if step % cfg.log_every == 0 or step == end:  # logged with the step's row
@@ -295,7 +296,6 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             if dd.rank == 0:
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == end:
-                    elapsed = time.perf_counter() - t0
                     row = {"step": step, "loss": stats[0].item() / max(total, 1.0),
                            "mlm_acc": stats[1].item() / max(total, 1.0), "masked": int(total),
                            "tokens_per_s": tokens_seen * dd.world / max(elapsed, 1e-9),
