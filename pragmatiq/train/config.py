@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from pragmatiq.zoo.text_encoder import DEFAULT_TEXT_ENCODER
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -28,7 +30,7 @@ class PretrainConfig:
     text_mse_weight: float = 1.0  # lambda of the Nemotron MSE term
     # Nemotron variant (token shards made with nemotron: true): the frozen sentence-transformers
     # model (Hugging Face id or local directory) that maps each text sentinel's string to a vector
-    text_encoder: str = "nvidia/llama-nemotron-embed-1b-v2"
+    text_encoder: str = DEFAULT_TEXT_ENCODER
     # weight of the user-view term: every masked token also predicted from its user's embedding
     # alone (train/loss.py); 0 = the 3-view objective alone, and no user head in the model
     user_loss_weight: float = 0.0

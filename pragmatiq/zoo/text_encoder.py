@@ -49,7 +49,7 @@ class FrozenTextEncoder:
             fresh = dict(zip(missing, np.asarray(vectors, dtype=np.float32)))
             room = max(self.cache_size - len(self._cache), 0)
             self._cache.update(list(fresh.items())[:room])
-        rows = [self._cache.get(t) if t in self._cache else fresh[t] for t in texts]
+        rows = [self._cache[t] if t in self._cache else fresh[t] for t in texts]
         if not rows:
             return torch.zeros(0, self.dim)
         return torch.from_numpy(np.stack(rows))  # (N, dim)
