@@ -25,22 +25,25 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file in the same directory, then rename: a crash never leaves
-    a half-written checkpoint at `path`."""
+def _write_atomically(path: Path, write) -> None:
+    """write(tmp) to a temporary file in path's directory, then rename it to path: a crash never
+    leaves a half-written file at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
+    write(tmp)
     os.replace(tmp, path)
 
 
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save `state` to `path`, atomically."""
+    _write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
 def copy_checkpoint(src: Path, dst: Path) -> None:
-    """Copy `src` to `dst` through a temporary file and a rename, as `save_checkpoint` writes."""
+    """Copy the checkpoint `src` to `dst`, atomically."""
     import shutil
 
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    _write_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def load_checkpoint(path: Path) -> dict:
