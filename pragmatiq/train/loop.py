@@ -31,7 +31,7 @@ from pragmatiq.train.loss import mlm_loss_sum
 from pragmatiq.train.masking import mask_batch, step_generator
 from pragmatiq.train.optim import build_optimizers, build_schedulers
 from pragmatiq.train.sharding import load_optimizer_states, model_state, optimizer_states, shard_model
-from pragmatiq.zoo.text_encoder import FrozenTextEncoder, with_text_vectors
+from pragmatiq.zoo.text_encoder import load_text_encoder, with_text_vectors
 
 
 class _Dist:
@@ -172,7 +172,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             {"model_size": model_size, "tok_dir": str(Path(tok_dir).resolve()), **cfg.to_dict()}, sort_keys=False))
 
     # Nemotron-variant shards: text sentinels carry strings that the frozen encoder turns into vectors
-    encoder = FrozenTextEncoder(cfg.text_encoder, device) if ds.manifest["config"].get("nemotron") else None
+    encoder = load_text_encoder(cfg.text_encoder, str(device)) if ds.manifest["config"].get("nemotron") else None
     texts = {"d_text": encoder.dim, "text_encoder": cfg.text_encoder} if encoder else {}
     torch.manual_seed(cfg.seed)
 

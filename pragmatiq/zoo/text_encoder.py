@@ -11,9 +11,11 @@ model config (`ModelConfig.text_encoder`), and embedding a run's users uses the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 DEFAULT_TEXT_ENCODER = "nvidia/llama-nemotron-embed-1b-v2"
@@ -40,19 +42,29 @@ class FrozenTextEncoder:
         self._cache: dict[str, np.ndarray] = {}
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if not texts:
+            return torch.zeros(0, self.dim)
+        # the batch's distinct strings and, per string, its row among them (in C, not per string)
+        coded = pa.array(texts, pa.string()).dictionary_encode()
+        uniques = coded.dictionary.to_pylist()  # (K,)
+        missing = [t for t in uniques if t not in self._cache]
         fresh = {}
         if missing:
             with torch.inference_mode():
                 vectors = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
-                                            show_progress_bar=False)  # (K, dim)
+                                            show_progress_bar=False)  # (K', dim)
             fresh = dict(zip(missing, np.asarray(vectors, dtype=np.float32)))
             room = max(self.cache_size - len(self._cache), 0)
             self._cache.update(list(fresh.items())[:room])
-        rows = [self._cache[t] if t in self._cache else fresh[t] for t in texts]
-        if not rows:
-            return torch.zeros(0, self.dim)
-        return torch.from_numpy(np.stack(rows))  # (N, dim)
+        table = np.stack([self._cache[t] if t in self._cache else fresh[t] for t in uniques])  # (K, dim)
+        return torch.from_numpy(table[coded.indices.to_numpy()])  # (N, dim)
+
+
+@functools.lru_cache(maxsize=1)
+def load_text_encoder(name: str, device: str = "cpu") -> FrozenTextEncoder:
+    """The encoder `name` on `device`, loaded once per process and reused (with its vectors) by
+    every later call: a probe per task embeds the same book again, at another cut."""
+    return FrozenTextEncoder(name, device)
 
 
 def with_text_vectors(batch, encoder: FrozenTextEncoder | None):
@@ -70,7 +82,7 @@ def encoder_for(model, device: str | torch.device = "cpu") -> FrozenTextEncoder 
         return None
     if not config.text_encoder:
         raise ValueError("this model reads text vectors (d_text > 0) but its config names no text encoder")
-    encoder = FrozenTextEncoder(config.text_encoder, device)
+    encoder = load_text_encoder(config.text_encoder, str(device))
     if encoder.dim != config.d_text:
         raise ValueError(f"text encoder {config.text_encoder!r} gives {encoder.dim}-d vectors; the model "
                          f"was trained on {config.d_text}-d ones")
