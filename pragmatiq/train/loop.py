@@ -282,6 +282,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             for o in opts:
                 o.step()
                 o.zero_grad(set_to_none=True)
+            lrs = [s.get_last_lr()[0] for s in scheds]  # the rates this step used, logged below
             for s in scheds:
                 s.step()
             step += 1
@@ -299,7 +300,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                     row = {"step": step, "loss": stats[0].item() / max(total, 1.0),
                            "mlm_acc": stats[1].item() / max(total, 1.0), "masked": int(total),
                            "tokens_per_s": tokens_seen * dd.world / max(elapsed, 1e-9),
-                           "lr": [s.get_last_lr()[0] for s in scheds], "grad_norm": float(grad_norm)}
+                           "lr": lrs, "grad_norm": float(grad_norm)}
                     if cfg.user_loss_weight:
                         row["user_loss"] = stats[2].item() / max(total, 1.0)
                     if heldout is not None:
