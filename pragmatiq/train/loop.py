@@ -91,21 +91,39 @@ def _check_same_run(path: Path, state: dict, name: str, model_size: str) -> None
 
 
 class _Stop:
-    """SIGTERM (spot interruption) asks the loop to checkpoint and exit."""
+    """SIGTERM (spot interruption) or a first Ctrl-C (SIGINT) asks the loop to finish its step,
+    checkpoint and stop; a second Ctrl-C interrupts at once, without a checkpoint."""
 
     def __init__(self):
-        self.requested = False
-        try:
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread
-            self._old = None
+        self.signum: int | None = None  # the first stop signal received
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handlers, the loop runs to its end
+                break
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def _handle(self, signum, frame):
-        self.requested = True
+        if self.signum is None:
+            self.signum = signum
+        if signum == signal.SIGINT:  # the next Ctrl-C is Python's own KeyboardInterrupt
+            signal.signal(signal.SIGINT, self._old[signal.SIGINT])
 
     def restore(self):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def reraise(self) -> None:
+        """After the checkpoint: end as the signal would have (SIGTERM: terminated, status 143;
+        SIGINT: KeyboardInterrupt)."""
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is not None:
+            signal.raise_signal(self.signum)
 
 
 @contextmanager
@@ -256,7 +274,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     t0, tokens_seen = time.perf_counter(), 0
     model.train()
     try:
-        stop = False  # SIGTERM on any rank: every rank checkpoints, then stops
+        stop = False  # SIGTERM or Ctrl-C on any rank: every rank checkpoints, then stops
         while step < end and not stop:
             micro = [with_text_vectors(next_batch(), encoder) for _ in range(cfg.grad_accum)]
             masks = [mask_batch(b, step_generator(cfg.seed, step, m * dd.world + dd.rank),
@@ -315,10 +333,10 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         stopper.restore()
     if stop and step < end:
         if dd.rank == 0:
-            print(f"pretrain: stopped by SIGTERM at step {step}/{cfg.max_steps}; checkpoint "
+            why = signal.Signals(stopper.signum).name if stopper.requested else "another rank's signal"
+            print(f"pretrain: stopped by {why} at step {step}/{cfg.max_steps}; checkpoint "
                   f"{ckpt_dir / 'last.pt'} (the same command resumes from it)", file=sys.stderr)
-        if stopper.requested:  # this rank's own SIGTERM, held until the checkpoint was safe
-            signal.raise_signal(signal.SIGTERM)
+        stopper.reraise()  # this rank's own signal, held until the checkpoint was safe
         return run_dir
     weights = model_state(model, sharded) if sharded and step >= cfg.max_steps else None  # a collective
     if dd.rank == 0 and step >= cfg.max_steps:

@@ -176,6 +176,35 @@ def test_sagemaker_entry_point_survives_a_spot_interruption(small_tok, tmp_path)
     assert load_model(resumed).config.d_model == 64
 
 
+def test_ctrl_c_checkpoints_the_step_and_the_same_command_resumes(small_tok, tmp_path):
+    """`pragmatiq pretrain` interrupted by one Ctrl-C (SIGINT) finishes its step, writes last.pt
+    and stops, saying where; run again, it resumes from that step."""
+    import yaml
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "checkpoint_every": 1000}))
+    cmd = [sys.executable, "-m", "pragmatiq.train", str(small_tok), "--name", "r", "--model-size", "nano",
+           "--config", str(tmp_path / "tiny.yaml"), "--runs-root", str(tmp_path)]
+    proc = subprocess.Popen([*cmd, "--max-steps", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    metrics, deadline = tmp_path / "r" / "metrics.jsonl", time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, err
+    import torch
+
+    step = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=False)["step"]
+    assert 3 <= step < 1000 and f"stopped by SIGINT at step {step}/1000" in err
+    assert json.loads(metrics.read_text().splitlines()[-1])["step"] == step  # the finished step
+    done = subprocess.run([*cmd, "--max-steps", str(step + 2)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    assert rows[-2:] == [step + 1, step + 2] and (tmp_path / "r" / "model.safetensors").exists()
+
+
 def test_refuses_another_runs_checkpoint(small_tok, tmp_path, monkeypatch):
     """One PRAGMATIQ_CHECKPOINT_DIR for the machine: a run never resumes from another's last.pt."""
     monkeypatch.setenv("PRAGMATIQ_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
