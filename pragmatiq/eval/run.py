@@ -21,7 +21,9 @@ from pragmatiq.eval.embedding import embed_users, is_data_dir, source_data_dir
 from pragmatiq.eval.labels import LabelTable, read_label_table
 from pragmatiq.eval.probes import MODELS, cross_validate, fit_probe, fold_splits, split_users
 
-FEATURE_SETS = ("embedding",) + KINDS
+# the embedding beside the hand-crafted aggregates: does it add to features a bank already has?
+COMBINED = {"embedding+aggregates": ("embedding", "aggregates")}
+FEATURE_SETS = ("embedding",) + KINDS + tuple(COMBINED)
 _CACHE_ENTRIES = 6  # two cuts' embedding, counts and aggregates
 _CACHE_MAX_BYTES = 512 << 20
 
@@ -140,7 +142,8 @@ def probe(
     labels = read_label_table(label_path)
     keep = np.arange(labels.n_users)
     features: dict[str, np.ndarray] = {}
-    if "embedding" in feature_sets:
+    needed = set(feature_sets).union(*(COMBINED.get(name, ()) for name in feature_sets))
+    if "embedding" in needed:
         key = _CACHE.key(raw, Path(run_dir), device)
         hit = _CACHE.get(key, labels) if cache else None
         if hit is None:
@@ -158,7 +161,7 @@ def probe(
         keep = np.flatnonzero(rows >= 0)
         features["embedding"] = E[rows[keep]]
     for kind in KINDS:
-        if kind in feature_sets:
+        if kind in needed:
             key = _CACHE.key(raw, None, kind)
             hit = _CACHE.get(key, labels) if cache else None
             if hit is None:
@@ -170,6 +173,9 @@ def probe(
                 at = {u: i for i, u in enumerate(users)}
                 X = X[np.array([at[u] for u in labels.user_ids.to_pylist()], dtype=np.int64)]
             features[kind] = X[keep]
+    for name, parts in COMBINED.items():
+        if name in feature_sets:
+            features[name] = np.hstack([features[part] for part in parts])  # (U, F1 + F2)
     y = labels.label[keep]
     if folds < 1:
         raise ValueError(f"folds must be 1 (one split) or more (cross-validation), got {folds}")
@@ -211,12 +217,13 @@ def format_probe_table(results: dict | list[dict]) -> str:
         results = [results]
     cv = any(res.get("folds", 1) > 1 for res in results)
     w = 13 if cv else 7  # mean±std over folds, or one split's score
-    head = f"{'task':<14} {'users':>6} {'prev':>6}  {'features':<11} {'model':<7} {'ROC-AUC':>{w}} {'PR-AUC':>{w}}"
+    f = max([8] + [len(r["features"]) for res in results for r in res["rows"]])
+    head = f"{'task':<14} {'users':>6} {'prev':>6}  {'features':<{f}} {'model':<7} {'ROC-AUC':>{w}} {'PR-AUC':>{w}}"
     lines = [head, "-" * len(head)]
     for res in results:
         for r in res["rows"]:
             lines.append(
-                f"{res['task']:<14} {res['n_users']:>6} {res['prevalence']:>6.3f}  {r['features']:<11}"
+                f"{res['task']:<14} {res['n_users']:>6} {res['prevalence']:>6.3f}  {r['features']:<{f}}"
                 f" {r['model']:<7} {_fmt(r['roc_auc'], r.get('roc_auc_std')):>{w}}"
                 f" {_fmt(r['pr_auc'], r.get('pr_auc_std')):>{w}}")
     return "\n".join(lines)

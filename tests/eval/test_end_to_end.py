@@ -53,13 +53,15 @@ def test_probe_reports_every_row(tiny):
     res = probe(tok, run, label, seed=0, progress=False)  # a token dir: raw data from its manifest
     assert res["task"] == TASK and res["n_users"] == pq.read_table(label).num_rows
     got = [(r["features"], r["model"]) for r in res["rows"]]
-    assert got == [(f, m) for f in ("embedding", "counts", "aggregates") for m in ("gbm", "logreg")]
+    sets = ("embedding", "counts", "aggregates", "embedding+aggregates")
+    assert got == [(f, m) for f in sets for m in ("gbm", "logreg")]
     for r in res["rows"]:
         assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["pr_auc"] <= 1.0, r
-    emb = next(r for r in res["rows"] if r["features"] == "embedding")
-    assert emb["n_features"] == zoo.get_config("nano", vocab_size=10).d_model
+    width = {r["features"]: r["n_features"] for r in res["rows"]}
+    assert width["embedding"] == zoo.get_config("nano", vocab_size=10).d_model
+    assert width["embedding+aggregates"] == width["embedding"] + width["aggregates"]
     table = format_probe_table(res)
-    assert table.count(TASK) == 6
+    assert table.count(TASK) == 8
     # same call from the raw data dir: same split, same numbers
     again = probe(data, run, label, seed=0, progress=False)
     assert again["split"] == res["split"] and again["rows"] == res["rows"]
@@ -139,12 +141,11 @@ def test_token_dir_with_another_vocab_is_refused(tiny, tmp_path):
 @pytest.mark.slow
 def test_probe_with_a_trained_run(tiny, tmp_path):
     """A few real pretraining steps (pragmatiq.train) produce a run that probe() accepts."""
-    train = pytest.importorskip("pragmatiq.train")
-    if not hasattr(train, "pretrain"):
-        pytest.skip("pragmatiq.train.pretrain not available yet")
+    from pragmatiq import train
+
     data, tok, _ = tiny
     run = train.pretrain(tok, "nano", model_size="nano", config={"max_steps": 3, "token_budget": 4096},
                          runs_root=tmp_path / "runs", progress=False)
     res = probe(tok, run, data / "labels" / f"{TASK}.parquet", seed=0, progress=False, cache=False)
-    assert len(res["rows"]) == 6
+    assert len(res["rows"]) == 8  # 4 feature sets x 2 models
     assert all(0.0 <= r["roc_auc"] <= 1.0 for r in res["rows"])

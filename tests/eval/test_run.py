@@ -46,7 +46,8 @@ def test_probe_rows_and_wiring(synth_book, stub_embed):
     assert res["task"] == "churn_6m"
     assert res["n_users"] == res["n_labeled"] - 1 and res["n_no_history"] == 1
     got = [(r["features"], r["model"]) for r in res["rows"]]
-    assert got == [(f, m) for f in ("embedding", "counts", "aggregates") for m in ("gbm", "logreg")]
+    sets = ("embedding", "counts", "aggregates", "embedding+aggregates")
+    assert got == [(f, m) for f in sets for m in ("gbm", "logreg")]
     for r in res["rows"]:
         assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["pr_auc"] <= 1.0
     # the stub embedding IS the counts baseline, re-ordered: aligned rows give identical scores
@@ -54,6 +55,11 @@ def test_probe_rows_and_wiring(synth_book, stub_embed):
     cnt = {r["model"]: r["roc_auc"] for r in res["rows"] if r["features"] == "counts"}
     assert emb == pytest.approx(cnt)
     json.dumps(res)  # a plain, JSON-ready result
+    # the combined set alone still computes both of its parts, and scores as within the full call
+    alone = probe(synth_book, "RUN", label, seed=1, progress=False, feature_sets=("embedding+aggregates",))
+    width = {r["features"]: r["n_features"] for r in res["rows"]}
+    assert [r["n_features"] for r in alone["rows"]] == [width["embedding"] + width["aggregates"]] * 2
+    assert alone["rows"] == [r for r in res["rows"] if r["features"] == "embedding+aggregates"]
 
 
 def test_embeddings_reused_when_cuts_match(synth_book, stub_embed):
