@@ -61,6 +61,12 @@ def test_pretrain_and_probe_errors_are_one_line(tmp_path, tiny_tok, tiny_run):
     result = CliRunner().invoke(cli, ["pretrain", str(tmp_path / "nope"), "--name", "r", "--model-size", "nano"])
     assert result.exit_code == 2
     assert "manifest.json not found" in result.output and "Traceback" not in result.output
+    raw = Path(json.loads((tiny_tok / "manifest.json").read_text())["data_dir"])  # the book, not its tokens
+    result = CliRunner().invoke(cli, ["pretrain", str(raw), "--name", "r", "--model-size", "nano"])
+    assert result.exit_code == 2
+    assert f"{raw} is a raw data directory (events.parquet), not a token directory: tokenize it first" in result.output
+    result = CliRunner().invoke(cli, ["pretrain", str(tiny_tok), "--name", "r", "--max-steps", "0"])
+    assert result.exit_code == 2 and "error: pretraining config: max_steps must be >= 1, got 0" in result.output
     bad = tmp_path / "default_12m.parquet"
     pq.write_table(pa.table({"user_id": ["u"], "label": [1], "eval_ts": ["2024-01-01"]}), bad)
     result = CliRunner().invoke(cli, ["probe", str(tiny_tok), "--run", str(tiny_run), "--label", str(bad)])

@@ -249,6 +249,9 @@ class TokenDataset:
     def __init__(self, tok_dir, *, expect_vocab_sha256: str | None = None, cache_row_groups: int = 64):
         self.dir = Path(tok_dir)
         manifest_path = self.dir / "manifest.json"
+        if (self.dir / "events.parquet").is_file() and not (self.dir / "index.parquet").is_file():
+            raise FileNotFoundError(f"{self.dir} is a raw data directory (events.parquet), not a token directory: "
+                                    f"tokenize it first (`pragmatiq tokenize {self.dir} TOK_DIR`)")
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path} not found: is {self.dir} a token directory "
                                     "(made by `pragmatiq tokenize`)?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -57,17 +58,58 @@ class PretrainConfig:
     def __post_init__(self):
         from pragmatiq.train.fused_ce import HEAD_PRECISIONS
 
+        _check_values(self)
         if self.head_precision not in HEAD_PRECISIONS:
             raise ValueError(f"pretraining config: head_precision must be one of {list(HEAD_PRECISIONS)}, "
                              f"got {self.head_precision!r}")
-        if self.user_loss_weight < 0:
-            raise ValueError(f"pretraining config: user_loss_weight must be >= 0, got {self.user_loss_weight}")
         if "user_head" in self.model:
             raise ValueError("pretraining config: model.user_head follows user_loss_weight (> 0: the model "
                              "has the user-view head); set user_loss_weight instead")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# the allowed range of each numeric setting: (lowest, highest, whether the lowest itself is allowed)
+_AT_LEAST_1 = (1, None, True)
+_AT_LEAST_0 = (0, None, True)
+_SHARE = (0.0, 1.0, True)
+_RANGES = {
+    "max_steps": _AT_LEAST_1, "token_budget": _AT_LEAST_1, "grad_accum": _AT_LEAST_1, "log_every": _AT_LEAST_1,
+    "checkpoint_every": _AT_LEAST_1, "keep_checkpoints": _AT_LEAST_1, "stop_after": _AT_LEAST_1,
+    "num_threads": _AT_LEAST_1, "head_workers": _AT_LEAST_1, "event_workers": _AT_LEAST_1,
+    "warmup_steps": _AT_LEAST_0, "eval_every": _AT_LEAST_0, "eval_users": _AT_LEAST_0, "prefetch": _AT_LEAST_0,
+    "seed": _AT_LEAST_0, "lr": (0.0, None, False), "grad_clip": (0.0, None, False), "muon_lr": _AT_LEAST_0,
+    "weight_decay": _AT_LEAST_0, "text_mse_weight": _AT_LEAST_0, "user_loss_weight": _AT_LEAST_0,
+    "min_lr_ratio": _SHARE, "token_rate": _SHARE, "event_rate": _SHARE, "group_rate": _SHARE,
+    "unk_share": _SHARE, "label_smoothing": (0.0, 1.0, True),
+}
+
+
+def _check_values(cfg: "PretrainConfig") -> None:
+    """Every setting of the type its default has, numbers in their range: a one-line error naming
+    the key, not a failure deep inside training."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        optional = "None" in str(f.type)
+        if value is None and optional:
+            continue
+        kind = str(f.type).replace(" | None", "")
+        if kind in ("int", "float"):  # numpy numbers too, stored as Python's
+            ok = isinstance(value, numbers.Integral if kind == "int" else numbers.Real) and not isinstance(value, bool)
+            if ok:
+                value = int(value) if kind == "int" else float(value)
+                object.__setattr__(cfg, f.name, value)
+        else:
+            ok = isinstance(value, {"str": str, "bool": bool, "dict": dict}[kind])
+        if not ok:
+            raise ValueError(f"pretraining config: {f.name} must be {'an' if kind == 'int' else 'a'} {kind}"
+                             f"{' or null' if optional else ''}, got {value!r}")
+        if f.name in _RANGES:
+            low, high, low_ok = _RANGES[f.name]
+            if value < low or (value == low and not low_ok) or (high is not None and value > high):
+                span = (f"{'>=' if low_ok else '>'} {low}" if high is None else f"in [{low}, {high}]")
+                raise ValueError(f"pretraining config: {f.name} must be {span}, got {value!r}")
 
 
 def _read_yaml(path) -> dict:

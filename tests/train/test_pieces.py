@@ -156,6 +156,33 @@ def test_config_layers_and_unknown_keys():
         load_pretrain_config("nano", {"model": {"user_head": True}})
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("max_steps", 0, "max_steps must be >= 1, got 0"),
+    ("max_steps", "300", "max_steps must be an int, got '300'"),
+    ("max_steps", 2.5, "max_steps must be an int, got 2.5"),
+    ("lr", 0, "lr must be > 0.0, got 0"),
+    ("lr", True, "lr must be a float, got True"),
+    ("token_rate", 1.5, r"token_rate must be in \[0.0, 1.0\], got 1.5"),
+    ("grad_clip", -1.0, "grad_clip must be > 0.0"),
+    ("num_threads", 0, "num_threads must be >= 1"),
+    ("stop_after", "x", "stop_after must be an int or null"),
+    ("compile", "yes", "compile must be a bool"),
+    ("model", [], "model must be a dict"),
+])
+def test_config_values_are_checked_by_name(key, value, message):
+    """A wrong type or an out-of-range number is a one-line error naming the key, before training."""
+    with pytest.raises(ValueError, match=f"pretraining config: {message}"):
+        load_pretrain_config("nano", {key: value})
+
+
+def test_config_numbers_are_stored_as_python_numbers():
+    import numpy as np
+
+    cfg = load_pretrain_config("nano", {"max_steps": np.int64(5), "lr": 1, "stop_after": None})
+    assert (cfg.max_steps, cfg.lr, cfg.stop_after) == (5, 1.0, None)
+    assert type(cfg.max_steps) is int and type(cfg.lr) is float
+
+
 def test_config_file_overrides_the_recipe_only_where_it_says(tmp_path):
     # the issue's own command passes the bundled defaults: nano's recipe must survive it
     assert load_pretrain_config("nano", "configs/pretrain.yaml") == load_pretrain_config("nano")
