@@ -28,7 +28,18 @@ def machine(*dists: str) -> dict:
         ram = None
     return {"platform": platform.platform(), "processor": platform.processor() or _cpu_model(),
             "cpu": _cpu_isa(), "python": platform.python_version(), "cpu_count": os.cpu_count(), "ram_gb": ram,
-            "load_average": os.getloadavg(), "versions": versions}
+            "load_average": os.getloadavg(), "versions": versions, **_gpu()}
+
+
+def _gpu() -> dict:
+    """{"gpu": name, "cuda": version} when torch sees a CUDA device, else {}."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available():
+        return {}
+    return {"gpu": torch.cuda.get_device_name(0), "gpu_count": torch.cuda.device_count(), "cuda": torch.version.cuda}
 
 
 def _cpu_model() -> str:
@@ -54,9 +65,10 @@ def _cpu_isa() -> dict:
     return {"torch_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_bf16()}
 
 
-def write_result(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, payload: dict, results_dir: Path | None = None) -> Path:
+    out = Path(results_dir) if results_dir is not None else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
     body = {"benchmark": name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": "python " + " ".join(sys.argv), "machine": machine(), **payload}
     path.write_text(json.dumps(body, indent=2, default=float))

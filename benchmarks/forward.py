@@ -4,13 +4,10 @@ Batches are synthetic-book-like ragged PackedBatch instances generated directly 
 is not committed yet): one user-month each, 40-100 events per user, events of 2-25 tokens
 (mostly 6-14-token transactions, short app events, a tail of long ones), 20-60 profile tokens.
 
-FLOPs are counted analytically (multiply-add = 2 FLOPs), per encoder with N packed rows, width
-d, n layers and segments of lengths L_s:
-    FLOPs = n * (24 * N * d^2  +  4 * d * sum_s L_s^2)
-(24 N d^2: the qkv, output and 4d-FFN projections; 4 d sum L^2: QK^T and PV within segments).
-End to end adds the calendar MLP, 2 E (6 d + d^2); embeddings, LayerNorms, softmax and GELU
-are not counted. The machine's fp32 matmul rate is measured in the same run with torch.mm
-(2048^3 and a model-shaped (rows x d) @ (d x 4d)) at the same thread count.
+FLOPs are counted analytically (`benchmarks/_flops.py`: per encoder n * (24 N d^2 + 4 d sum L^2),
+plus the calendar MLP; embeddings, LayerNorms, softmax and GELU are not counted). The machine's
+fp32 matmul rate is measured in the same run with torch.mm (2048^3 and a model-shaped
+(rows x d) @ (d x 4d)) at the same thread count.
 Prints a table and writes benchmarks/results/forward.json.
 
     .venv/bin/python benchmarks/forward.py [--threads 1] [--users 16] [--batches 2]
@@ -30,8 +27,10 @@ from pragmatiq.tokenizer.packed import PackedBatch
 from pragmatiq.zoo import create_model
 
 try:
+    from benchmarks._flops import batch_flops
     from benchmarks.kernels import machine
 except ImportError:  # run as a script from benchmarks/
+    from _flops import batch_flops  # type: ignore
     from kernels import machine  # type: ignore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "forward.json"
@@ -60,22 +59,6 @@ def book_like_batch(n_users: int, seed: int) -> PackedBatch:
         profile_key_ids=ids(P), profile_value_ids=ids(P), profile_positions=torch.zeros(P, dtype=torch.int64),
         profile_tau=torch.from_numpy(rng.random(P, dtype=np.float32) * 100), cu_profile=cu(n_prof),
         max_profile=int(n_prof.max()), user_ids=[f"u{i}" for i in range(n_users)])
-
-
-def encoder_flops(n_layers: int, d: int, lengths: np.ndarray) -> float:
-    n = float(lengths.sum())
-    return n_layers * (24 * n * d * d + 4 * d * float((lengths.astype(np.float64) ** 2).sum()))
-
-
-def batch_flops(cfg, b: PackedBatch) -> dict[str, float]:
-    d = cfg.d_model
-    ev = np.diff(b.cu_tokens.numpy()) + 1  # [EVT] + tokens
-    pr = np.diff(b.cu_profile.numpy()) + 1  # [USR] + profile tokens
-    hi = np.diff(b.cu_events.numpy()) + 1  # profile slot + events
-    f = {"event": encoder_flops(cfg.n_layers_event, d, ev), "profile": encoder_flops(cfg.n_layers_profile, d, pr),
-         "history": encoder_flops(cfg.n_layers_history, d, hi)}
-    f["total"] = sum(f.values()) + 2 * b.n_events * (6 * d + d * d)
-    return f
 
 
 def matmul_gflops(m: int, k: int, n: int, reps: int = 5) -> float:

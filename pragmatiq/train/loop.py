@@ -271,11 +271,12 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     end = cfg.max_steps if cfg.stop_after is None else min(cfg.stop_after, cfg.max_steps)
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f"pretrain {model_size}", unit="step",
                disable=not progress or dd.rank != 0, file=sys.stderr)
-    t0, tokens_seen = time.perf_counter(), 0
+    trained_s, tokens_seen = 0.0, 0  # seconds in training steps (held-out losses and checkpoints apart)
     model.train()
     try:
         stop = False  # SIGTERM or Ctrl-C on any rank: every rank checkpoints, then stops
         while step < end and not stop:
+            t0 = time.perf_counter()
             micro = [with_text_vectors(next_batch(), encoder) for _ in range(cfg.grad_accum)]
             masks = [mask_batch(b, step_generator(cfg.seed, step, m * dd.world + dd.rank),
                                 token_rate=cfg.token_rate, event_rate=cfg.event_rate,
@@ -307,7 +308,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             # with the rank's stop request, so all ranks agree on the step they stop at
             stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum, float(stopper.requested)]))
             stop = bool(stats[3] > 0)
-            elapsed = time.perf_counter() - t0  # training time: the held-out loss below is not in tokens/s
+            trained_s += time.perf_counter() - t0
             heldout = None  # on every rank: a sharded model's forward is a collective
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
                 if step % cfg.log_every == 0 or step == end:  # logged with the step's row
@@ -317,7 +318,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                 if step % cfg.log_every == 0 or step == end:
                     row = {"step": step, "loss": stats[0].item() / max(total, 1.0),
                            "mlm_acc": stats[1].item() / max(total, 1.0), "masked": int(total),
-                           "tokens_per_s": tokens_seen * dd.world / max(elapsed, 1e-9),
+                           "tokens_per_s": tokens_seen * dd.world / max(trained_s, 1e-9), "train_s": trained_s,
                            "lr": lrs, "grad_norm": float(grad_norm)}
                     if cfg.user_loss_weight:
                         row["user_loss"] = stats[2].item() / max(total, 1.0)

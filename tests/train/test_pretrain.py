@@ -30,7 +30,8 @@ def test_run_directory_layout(small_tok, tmp_path):
         assert (run / name).exists(), name
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     # nano's recipe trains the user-view term too (user_loss_weight 1), logged apart from the loss
-    assert {"step", "loss", "user_loss", "mlm_acc", "tokens_per_s", "lr", "grad_norm", "heldout_loss"} <= set(row)
+    assert {"step", "loss", "user_loss", "mlm_acc", "masked", "tokens_per_s", "train_s", "lr", "grad_norm",
+            "heldout_loss"} <= set(row)
     model = load_model(run)
     assert model.config.d_model == 64 and model.config.user_head
 
