@@ -169,8 +169,14 @@ def sizes_main(args) -> None:
                 cfg = load_pretrain_config(size, over)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
-                run = api.pretrain(tmp / "tok", f"{size}-{backend}", model_size=size, config=over, runs_root=tmp,
-                                   resume=False, progress=True)
+                try:
+                    run = api.pretrain(tmp / "tok", f"{size}-{backend}", model_size=size, config=over,
+                                       runs_root=tmp, resume=False, progress=True)
+                except torch.cuda.OutOfMemoryError:  # large at its recipe's budget on one GPU, say
+                    torch.cuda.empty_cache()
+                    results.append({"size": size, "attn_backend": backend, "token_budget": cfg.token_budget,
+                                    "error": "CUDA out of memory (try a smaller --token-budget)"})
+                    continue
                 mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
                 rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
                 model = load_model(run)
@@ -195,6 +201,9 @@ def sizes_main(args) -> None:
     table_rows = [("size", "attention", "params", "budget", "steps", "tokens/s", "model TFLOP/s", "MFU", "target",
                    "peak GPU GiB")]
     for r in results:
+        if "error" in r:
+            table_rows.append((r["size"], r["attn_backend"], "", r["token_budget"], "", r["error"], "", "", "", ""))
+            continue
         table_rows.append((r["size"], r["attn_backend"], f"{r['params'] / 1e6:.1f}M", r["token_budget"],
                            r["steps"], f"{r['tokens_per_s']:,.0f}", f"{r['flop_per_s'] / 1e12:.2f}",
                            "n/a" if r["mfu"] is None else f"{r['mfu']:.1%}", targets.get(r["size"], ""),
