@@ -98,6 +98,8 @@ class _Stop:
         self.signum: int | None = None  # the first stop signal received
         self._old = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
+            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # a background job's Ctrl-C is for the foreground: still ignored
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: no handlers, the loop runs to its end

@@ -185,8 +185,9 @@ def test_ctrl_c_checkpoints_the_step_and_the_same_command_resumes(small_tok, tmp
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "checkpoint_every": 1000}))
     cmd = [sys.executable, "-m", "pragmatiq.train", str(small_tok), "--name", "r", "--model-size", "nano",
            "--config", str(tmp_path / "tiny.yaml"), "--runs-root", str(tmp_path)]
+    # as from a terminal: Ctrl-C not ignored (a background job, as CI may run the suite, inherits it ignored)
     proc = subprocess.Popen([*cmd, "--max-steps", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics, deadline = tmp_path / "r" / "metrics.jsonl", time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
