@@ -124,7 +124,7 @@ def tokenize(data_dir, out, config, vocab, label, n_workers) -> None:
               show_default=True)
 @click.option("--resume/--no-resume", default=None,
               help="Resume from the run's last checkpoint (default: when one exists).")
-@_user_errors
+@_user_errors(modules=("pragmatiq.train.loop",))  # its TrainingOutOfMemoryError says what to change
 def pretrain(tok_dir, name, model_size, config, max_steps, token_budget, runs_root,
              resume) -> None:
     """Pretrain a model on token shards (works under torchrun for several processes)."""

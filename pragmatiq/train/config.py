@@ -53,6 +53,9 @@ class PretrainConfig:
     head_precision: str = "auto"
     fsdp: bool = False  # fully_shard the model (large sizes, several GPUs)
     prefetch: int = 2
+    # a user above token_budget trains on its newest events that fit the budget (tokenizer/crop.py),
+    # so no batch outgrows it; off: such a user is a batch of its own, as long as its history
+    crop_to_budget: bool = False
     model: dict = field(default_factory=dict)  # ModelConfig overrides
 
     def __post_init__(self):

@@ -23,6 +23,7 @@ import yaml
 
 import pragmatiq
 from pragmatiq._threads import cpu_workers
+from pragmatiq.tokenizer.crop import crop_row
 from pragmatiq.train.checkpoint import (copy_checkpoint, load_checkpoint, rng_state, rotate, save_checkpoint,
                                        set_rng_state)
 from pragmatiq.train.config import PretrainConfig, load_pretrain_config
@@ -78,6 +79,33 @@ def _split_users(n: int, eval_users: int, seed: int) -> tuple[np.ndarray, np.nda
     k = min(eval_users, n // 20)
     perm = np.random.default_rng([seed, 7]).permutation(n)
     return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def _costs(ds, users: np.ndarray, cfg: PretrainConfig) -> np.ndarray:
+    """(U,) the users' batch costs: their token counts, at most the budget with `crop_to_budget`."""
+    costs = ds.lengths[users]
+    return np.minimum(costs, cfg.token_budget) if cfg.crop_to_budget else costs
+
+
+def _read_rows(ds, users: np.ndarray, cfg: PretrainConfig) -> list[dict]:
+    rows = ds.read(users)
+    return [crop_row(r, cfg.token_budget) for r in rows] if cfg.crop_to_budget else rows
+
+
+class TrainingOutOfMemoryError(RuntimeError):
+    """A training step ran out of accelerator memory; the message says what to change."""
+
+
+def _out_of_memory(exc: BaseException, step: int, batches, cfg: PretrainConfig) -> TrainingOutOfMemoryError:
+    tokens, users = sum(b.n_tokens for b in batches), sum(b.n_users for b in batches)
+    longest = max((b.n_tokens for b in batches if b.n_users == 1), default=0)
+    first_line = (str(exc).splitlines() or [""])[0]
+    alone = (f"; it holds one user of {longest:,} tokens, more than the budget: `crop_to_budget: true` trains "
+             f"such users on their newest events within it" if longest > cfg.token_budget else "")
+    return TrainingOutOfMemoryError(
+        f"out of memory at step {step + 1} on a batch of {tokens:,} tokens ({users} user{'s' * (users != 1)}, token_budget "
+        f"{cfg.token_budget:,}){alone}. Lower token_budget (--token-budget; grad_accum keeps the step's "
+        f"size), or use more devices (torchrun; fsdp: true). {first_line}".strip())
 
 
 def _check_same_run(path: Path, state: dict, name: str, model_size: str) -> None:
@@ -203,7 +231,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     model = build_model().to(device)
     model.event_workers = cfg.event_workers or cpu_workers(device)
     train_users, eval_users = _split_users(len(ds), cfg.eval_users, cfg.seed)
-    sampler = TokenBudgetSampler(ds.lengths[train_users], cfg.token_budget, seed=cfg.seed,
+    sampler = TokenBudgetSampler(_costs(ds, train_users, cfg), cfg.token_budget, seed=cfg.seed,
                                  rank=dd.rank, world_size=dd.world)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -231,7 +259,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
 
     class _Subset:  # the training users of the dataset, for the loader
         def read(self, idx):
-            return ds.read(train_users[np.asarray(idx, np.int64)])
+            return _read_rows(ds, train_users[np.asarray(idx, np.int64)], cfg)
 
     loader = BatchLoader(_Subset(), sampler, prefetch=cfg.prefetch)
     batches = iter(loader)
@@ -286,19 +314,22 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             local = torch.tensor(float(sum(len(mk.target_index) for mk in masks)))
             total = dd.sum(local.clone()).item()
             loss_sum, user_sum, correct = 0.0, 0.0, 0
-            for b, mk in zip(micro, masks):
-                b = b.to(device)
-                with autocast or nullcontext():
-                    loss, ok, user = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight,
-                                                  user_weight=cfg.user_loss_weight, **head)
-                # DDP averages gradients over processes: scale so the step is the global mean
-                (loss * dd.world / max(total, 1.0)).backward()
-                # logged apart: "loss" stays the 3-view objective, comparable with heldout_loss
-                u = 0.0 if user is None else user.item()
-                user_sum += u
-                loss_sum += loss.item() - cfg.user_loss_weight * u
-                correct += int(ok)
-                tokens_seen += b.n_tokens
+            try:
+                for b, mk in zip(micro, masks):
+                    b = b.to(device)
+                    with autocast or nullcontext():
+                        loss, ok, user = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight,
+                                                      user_weight=cfg.user_loss_weight, **head)
+                    # DDP averages gradients over processes: scale so the step is the global mean
+                    (loss * dd.world / max(total, 1.0)).backward()
+                    # logged apart: "loss" stays the 3-view objective, comparable with heldout_loss
+                    u = 0.0 if user is None else user.item()
+                    user_sum += u
+                    loss_sum += loss.item() - cfg.user_loss_weight * u
+                    correct += int(ok)
+                    tokens_seen += b.n_tokens
+            except torch.OutOfMemoryError as exc:
+                raise _out_of_memory(exc, step, micro, cfg) from exc
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             for o in opts:
                 o.step()
@@ -358,8 +389,9 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
 def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: dict, encoder) -> float:
     model.eval()
     # held-out users up to one micro-batch of tokens (logits are (M, V): keep M bounded)
-    keep = users[np.cumsum(ds.lengths[users]) <= max(cfg.token_budget, int(ds.lengths[users[0]]))]
-    batch = with_text_vectors(collate(ds.read(keep)), encoder).to(device)
+    costs = _costs(ds, users, cfg)
+    keep = users[np.cumsum(costs) <= max(cfg.token_budget, int(costs[0]))]
+    batch = with_text_vectors(collate(_read_rows(ds, keep, cfg)), encoder).to(device)
     mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
                     event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
     loss, _, _ = mlm_loss_sum(model, batch, mk, text_weight=cfg.text_mse_weight, **head)

@@ -66,6 +66,48 @@ def test_gradients_are_clipped_to_grad_clip_and_the_norm_logged_before(small_tok
     assert [r["lr"][0] for r in rows[:2]] == pytest.approx([0.003 / 2, 0.003])
 
 
+def _step_tokens(run) -> list[int]:
+    """Each logged step's event tokens, from metrics.jsonl's cumulative rate and time."""
+    seen = [r["tokens_per_s"] * r["train_s"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    return [round(b - a) for a, b in zip([0.0] + seen[:-1], seen)]
+
+
+def test_crop_to_budget_keeps_every_batch_within_the_budget(small_tok, tmp_path):
+    """Users above token_budget are batches of their own, as long as their histories; with
+    crop_to_budget they train on their newest events within it."""
+    from pragmatiq.tokenizer import TokenDataset
+
+    budget = 300
+    assert TokenDataset(small_tok).lengths.max() > 2 * budget
+    cfg = {**TINY, "max_steps": 8, "token_budget": budget, "eval_every": 4}
+    whole = api.pretrain(small_tok, "whole", model_size="nano", config=cfg, runs_root=tmp_path, progress=False)
+    cropped = api.pretrain(small_tok, "cropped", model_size="nano", config={**cfg, "crop_to_budget": True},
+                           runs_root=tmp_path, progress=False)
+    assert max(_step_tokens(whole)) > budget
+    assert 0 < max(_step_tokens(cropped)) <= budget
+
+
+def test_out_of_memory_says_what_to_change(small_tok, tmp_path, monkeypatch):
+    """An accelerator out-of-memory error in a step is one line naming the batch and the remedies."""
+    import torch
+    from click.testing import CliRunner
+
+    import pragmatiq.train.loop as loop
+    from pragmatiq.cli import cli
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\n(allocator details)")
+
+    monkeypatch.setattr(loop, "mlm_loss_sum", oom)
+    result = CliRunner().invoke(cli, ["pretrain", str(small_tok), "--name", "r", "--model-size", "nano",
+                                      "--token-budget", "100", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = [x for x in result.output.splitlines() if x.startswith("error:")][0]
+    assert "error: out of memory at step 1 on a batch of" in line and "(1 user, token_budget 100)" in line
+    assert "`crop_to_budget: true`" in line and "Lower token_budget" in line
+    assert line.endswith("CUDA out of memory. Tried to allocate 2.00 GiB") and "Traceback" not in result.output
+
+
 @pytest.mark.slow
 def test_resume_is_bit_exact(small_tok, tmp_path):
     cfg = {**TINY, "max_steps": 20, "event_workers": 2}  # events in two parts, each with its dropout stream
