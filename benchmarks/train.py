@@ -113,7 +113,6 @@ def main() -> None:
     print("wrote", write_result("train", result, args.results_dir))
 
 
-
 def step_batches(tok: Path, token_budget: int, seed: int, steps: int) -> list:
     """The user index lists of a run's first `steps` batches, as the training loop draws them with
     `eval_users: 0` on one process (every user trains; the sampler's epochs follow each other)."""
@@ -172,7 +171,7 @@ def sizes_main(args) -> None:
                 try:
                     run = api.pretrain(tmp / "tok", f"{size}-{backend}", model_size=size, config=over,
                                        runs_root=tmp, resume=False, progress=True)
-                except torch.cuda.OutOfMemoryError:  # large at its recipe's budget on one GPU, say
+                except torch.OutOfMemoryError:  # large at its recipe's budget on one GPU, say
                     torch.cuda.empty_cache()
                     results.append({"size": size, "attn_backend": backend, "token_budget": cfg.token_budget,
                                     "error": "CUDA out of memory (try a smaller --token-budget)"})

@@ -92,8 +92,9 @@ def _read_rows(ds, users: np.ndarray, cfg: PretrainConfig) -> list[dict]:
     return [crop_row(r, cfg.token_budget) for r in rows] if cfg.crop_to_budget else rows
 
 
-class TrainingOutOfMemoryError(RuntimeError):
-    """A training step ran out of accelerator memory; the message says what to change."""
+class TrainingOutOfMemoryError(torch.OutOfMemoryError):
+    """A training step ran out of accelerator memory; the message says what to change (still a
+    torch.OutOfMemoryError to code that catches those)."""
 
 
 def _out_of_memory(exc: BaseException, step: int, batches, cfg: PretrainConfig) -> TrainingOutOfMemoryError:
