@@ -103,8 +103,9 @@ def _out_of_memory(exc: BaseException, step: int, batches, cfg: PretrainConfig) 
     first_line = (str(exc).splitlines() or [""])[0]
     alone = (f"; it holds one user of {longest:,} tokens, more than the budget: `crop_to_budget: true` trains "
              f"such users on their newest events within it" if longest > cfg.token_budget else "")
+    who = f"{users} user{'s' * (users != 1)}"
     return TrainingOutOfMemoryError(
-        f"out of memory at step {step + 1} on a batch of {tokens:,} tokens ({users} user{'s' * (users != 1)}, token_budget "
+        f"out of memory at step {step + 1} on a batch of {tokens:,} tokens ({who}, token_budget "
         f"{cfg.token_budget:,}){alone}. Lower token_budget (--token-budget; grad_accum keeps the step's "
         f"size), or use more devices (torchrun; fsdp: true). {first_line}".strip())
 

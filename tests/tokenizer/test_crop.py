@@ -15,7 +15,8 @@ def _row(ntok: list[int], n_profile: int = 3, texts: bool = False) -> dict:
            "n_profile": np.int32(n_profile), "cost": np.int32(n_tokens + 2 * n_events + n_profile + 2),
            "key_ids": np.arange(n_tokens, dtype=np.int32), "value_ids": np.arange(n_tokens, dtype=np.int32) + 100,
            "positions": np.zeros(n_tokens, np.int8), "event_ntok": ntok,
-           "event_tau": np.arange(n_events, 0, -1).astype(np.float32), "event_hour": np.arange(n_events, dtype=np.int8),
+           "event_tau": np.arange(n_events, 0, -1).astype(np.float32),
+           "event_hour": np.arange(n_events, dtype=np.int8),
            "event_dow": np.zeros(n_events, np.int8), "event_dom": np.ones(n_events, np.int8),
            "profile_key_ids": np.arange(n_profile, dtype=np.int32), "profile_value_ids": np.arange(n_profile, dtype=np.int32),
            "profile_positions": np.zeros(n_profile, np.int8), "profile_tau": np.zeros(n_profile, np.float32)}
