@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,10 +13,25 @@ import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
 
-from _flops import bf16_peak_tflops, encoder_flops, train_step_flops  # noqa: E402
-from train import steady_rates  # noqa: E402
+
+def _load(name: str, path: Path):
+    """A benchmark script as a module, with benchmarks/ on sys.path only while it imports: left
+    there, its kernels.py would shadow other packages' `kernels` (transformers looks for one)."""
+    saved = list(sys.path)
+    try:
+        sys.path.insert(0, str(BENCH))
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
+
+
+_flops = _load("pragmatiq_bench_flops", BENCH / "_flops.py")
+bf16_peak_tflops, encoder_flops, train_step_flops = _flops.bf16_peak_tflops, _flops.encoder_flops, _flops.train_step_flops
+steady_rates = _load("pragmatiq_bench_train", BENCH / "train.py").steady_rates
 
 
 def test_encoder_flops_by_hand():
