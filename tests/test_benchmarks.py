@@ -30,7 +30,8 @@ def _load(name: str, path: Path):
 
 
 _flops = _load("pragmatiq_bench_flops", BENCH / "_flops.py")
-bf16_peak_tflops, encoder_flops, train_step_flops = _flops.bf16_peak_tflops, _flops.encoder_flops, _flops.train_step_flops
+bf16_peak_tflops, encoder_flops, train_step_flops = (_flops.bf16_peak_tflops, _flops.encoder_flops,
+                                                     _flops.train_step_flops)
 steady_rates = _load("pragmatiq_bench_train", BENCH / "train.py").steady_rates
 
 
