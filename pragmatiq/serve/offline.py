@@ -26,12 +26,12 @@ def _world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _barrier(world: int, device: str) -> None:
+def _barrier(world: int) -> None:
     if world > 1:
         import torch.distributed as dist
 
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if not dist.is_initialized():  # barriers only: gloo, which needs no device (NCCL would guess one)
+            dist.init_process_group("gloo")
         dist.barrier()
 
 
@@ -83,7 +83,7 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
         if rank == 0:
             shutil.rmtree(work, ignore_errors=True)
             tokenize_for_run(data_dir, run, work, cuts=label, n_workers=n_workers, progress=progress)
-    _barrier(world, device)
+    _barrier(world)
     model = load_run_model(run, device)
     users = None if label is None else pq.read_table(label, columns=["user_id"]).column("user_id").to_pylist()
     ids, vectors = embed_token_dir(tok, model, vocab=_run_vocab(run), users=users, device=device,
@@ -91,7 +91,7 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
                                    world_size=world)
     part = out.with_name(f"{out.name}.part-{rank}.parquet") if world > 1 else out
     pq.write_table(embeddings_table(ids, vectors), part, compression="zstd")
-    _barrier(world, device)
+    _barrier(world)
     n = len(ids)
     if world > 1 and rank == 0:
         parts = [out.with_name(f"{out.name}.part-{r}.parquet") for r in range(world)]
@@ -100,7 +100,7 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
             p.unlink()
     if rank == 0:
         shutil.rmtree(work, ignore_errors=True)
-    _barrier(world, device)
+    _barrier(world)
     return {"out": str(out), "users": n, "dim": int(model.config.d_model), "world_size": world}
 
 

@@ -35,6 +35,12 @@ from pragmatiq.train.sharding import load_optimizer_states, model_state, optimiz
 from pragmatiq.zoo.text_encoder import load_text_encoder, with_text_vectors
 
 
+def process_group_backend(device: torch.device) -> str:
+    """gloo on CPU; on CUDA, NCCL for the model's tensors and gloo for the CPU tensors the loop
+    reduces every step (masked counts, statistics, the stop flag): NCCL alone has no CPU path."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+
+
 class _Dist:
     """Process-group facts; a single process when not launched by torchrun."""
 
@@ -43,7 +49,9 @@ class _Dist:
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
         if self.enabled and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            if device.type == "cuda":
+                torch.cuda.set_device(device)  # this rank's GPU for NCCL (and all_gather_object)
+            dist.init_process_group(process_group_backend(device))
 
     def sum(self, x: torch.Tensor) -> torch.Tensor:
         if self.enabled:
@@ -303,7 +311,8 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     end = cfg.max_steps if cfg.stop_after is None else min(cfg.stop_after, cfg.max_steps)
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f"pretrain {model_size}", unit="step",
                disable=not progress or dd.rank != 0, file=sys.stderr)
-    trained_s, tokens_seen = 0.0, 0  # seconds in training steps (held-out losses and checkpoints apart)
+    # seconds in training steps (held-out losses and checkpoints apart), event tokens of every rank
+    trained_s, tokens_seen = 0.0, 0
     model.train()
     try:
         stop = False  # SIGTERM or Ctrl-C on any rank: every rank checkpoints, then stops
@@ -315,7 +324,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                                 group_rate=cfg.group_rate, unk_share=cfg.unk_share) for m, b in enumerate(micro)]
             local = torch.tensor(float(sum(len(mk.target_index) for mk in masks)))
             total = dd.sum(local.clone()).item()
-            loss_sum, user_sum, correct = 0.0, 0.0, 0
+            loss_sum, user_sum, correct, step_tokens = 0.0, 0.0, 0, 0
             try:
                 for b, mk in zip(micro, masks):
                     b = b.to(device)
@@ -329,7 +338,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                     user_sum += u
                     loss_sum += loss.item() - cfg.user_loss_weight * u
                     correct += int(ok)
-                    tokens_seen += b.n_tokens
+                    step_tokens += b.n_tokens
             except torch.OutOfMemoryError as exc:
                 raise _out_of_memory(exc, step, micro, cfg) from exc
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -341,8 +350,10 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                 s.step()
             step += 1
             # with the rank's stop request, so all ranks agree on the step they stop at
-            stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum, float(stopper.requested)]))
+            stats = dd.sum(torch.tensor([loss_sum, float(correct), user_sum, float(stopper.requested),
+                                         float(step_tokens)], dtype=torch.float64))
             stop = bool(stats[3] > 0)
+            tokens_seen += int(stats[4])  # every rank's: batches differ in size
             trained_s += time.perf_counter() - t0
             heldout = None  # on every rank: a sharded model's forward is a collective
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
@@ -353,7 +364,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
                 if step % cfg.log_every == 0 or step == end:
                     row = {"step": step, "loss": stats[0].item() / max(total, 1.0),
                            "mlm_acc": stats[1].item() / max(total, 1.0), "masked": int(total),
-                           "tokens_per_s": tokens_seen * dd.world / max(trained_s, 1e-9), "train_s": trained_s,
+                           "tokens_per_s": tokens_seen / max(trained_s, 1e-9), "train_s": trained_s,
                            "lr": lrs, "grad_norm": float(grad_norm)}
                     if cfg.user_loss_weight:
                         row["user_loss"] = stats[2].item() / max(total, 1.0)

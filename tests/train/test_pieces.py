@@ -250,3 +250,12 @@ def test_newton_schulz_dtype_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(optim, "cpu_has_bf16", lambda: True)
     assert newton_schulz_dtype(torch.device("cpu")) == torch.bfloat16
     assert newton_schulz_dtype(torch.device("meta")) == torch.bfloat16
+
+
+def test_process_group_backend_has_a_cpu_path_on_cuda():
+    """The loop all-reduces small CPU tensors every step: NCCL alone cannot, so CUDA runs pair it
+    with gloo (not run on GPUs here)."""
+    from pragmatiq.train.loop import process_group_backend
+
+    assert process_group_backend(torch.device("cpu")) == "gloo"
+    assert process_group_backend(torch.device("cuda", 1)) == "cpu:gloo,cuda:nccl"
