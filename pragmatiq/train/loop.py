@@ -327,7 +327,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             loss_sum, user_sum, correct, step_tokens = 0.0, 0.0, 0, 0
             try:
                 for b, mk in zip(micro, masks):
-                    b = b.to(device)
+                    b, mk = b.to(device), mk.to(device)  # masks are drawn on the CPU batch
                     with autocast or nullcontext():
                         loss, ok, user = mlm_loss_sum(net, b, mk, text_weight=cfg.text_mse_weight,
                                                       user_weight=cfg.user_loss_weight, **head)

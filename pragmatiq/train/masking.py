@@ -21,6 +21,10 @@ class Masked:
     target_ids: torch.Tensor  # (M,) int64 original value ids there
     selected: torch.Tensor  # (T,) bool every selected token ([MASK] or [UNK])
 
+    def to(self, device: torch.device | str) -> "Masked":
+        """The same masks on `device` (drawn on the CPU, where the seeded generator lives)."""
+        return Masked(*(t.to(device) for t in (self.value_ids, self.target_index, self.target_ids, self.selected)))
+
 
 def step_generator(seed: int, step: int, micro: int) -> torch.Generator:
     """The masking RNG of one micro-batch: a pure function of (seed, step, global micro index),

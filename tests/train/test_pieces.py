@@ -259,3 +259,15 @@ def test_process_group_backend_has_a_cpu_path_on_cuda():
 
     assert process_group_backend(torch.device("cpu")) == "gloo"
     assert process_group_backend(torch.device("cuda", 1)) == "cpu:gloo,cuda:nccl"
+
+
+def test_masks_move_to_the_batch_device():
+    """The loop draws masks on the CPU batch (where the seeded generator lives) and moves both to the
+    accelerator; every mask tensor must follow (here to the meta device, as no GPU is at hand)."""
+    from pragmatiq.train.masking import Masked
+
+    mk = Masked(torch.arange(4), torch.tensor([1]), torch.tensor([7]), torch.tensor([False, True, False, False]))
+    moved = mk.to("meta")
+    assert all(t.device.type == "meta" for t in (moved.value_ids, moved.target_index, moved.target_ids,
+                                                 moved.selected))
+    assert moved.selected.dtype == torch.bool and mk.value_ids.device.type == "cpu"
