@@ -13,6 +13,7 @@ interpreter (TRITON_INTERPRET=1, set before triton is imported) for correctness 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -163,6 +164,13 @@ BLOCK_M = 32
 BLOCK_N = 32
 
 
+def _on_device_of(t: torch.Tensor):
+    """Triton launches on the current CUDA device and its stream: make that t's GPU (cuda:1 in
+    one process, or a torchrun rank that never called set_device). A no-op for CPU tensors
+    (the interpreter, in tests)."""
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
 class _TritonVarlen(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, cu_seqlens, max_seqlen):
@@ -174,8 +182,9 @@ class _TritonVarlen(torch.autograd.Function):
         scale = 1.0 / math.sqrt(head_dim)
         meta = dict(HEAD_DIM=head_dim, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
                     BLOCK_D=max(16, triton.next_power_of_2(head_dim)), IEEE=q.dtype == torch.float32)
-        _fwd_kernel[(triton.cdiv(total, BLOCK_M), n_heads)](q, k, v, o, lse, seg, rstart, rend, total, n_heads,
-                                                              scale, **meta)
+        with _on_device_of(q):
+            _fwd_kernel[(triton.cdiv(total, BLOCK_M), n_heads)](q, k, v, o, lse, seg, rstart, rend, total, n_heads,
+                                                                  scale, **meta)
         ctx.save_for_backward(q, k, v, o, lse, seg, rstart, rend)
         ctx.scale, ctx.meta = scale, meta
         return o
@@ -188,10 +197,11 @@ class _TritonVarlen(torch.autograd.Function):
         delta = (do.float() * o.float()).sum(-1).contiguous()  # (total, H)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         args = (total, n_heads, ctx.scale)
-        _bwd_dkdv_kernel[(triton.cdiv(total, BLOCK_N), n_heads)](q, k, v, do, lse, delta, dk, dv, seg, rstart,
-                                                                  rend, *args, **ctx.meta)
-        _bwd_dq_kernel[(triton.cdiv(total, BLOCK_M), n_heads)](q, k, v, do, lse, delta, dq, seg, rstart, rend,
-                                                                *args, **ctx.meta)
+        with _on_device_of(q):
+            _bwd_dkdv_kernel[(triton.cdiv(total, BLOCK_N), n_heads)](q, k, v, do, lse, delta, dk, dv, seg, rstart,
+                                                                      rend, *args, **ctx.meta)
+            _bwd_dq_kernel[(triton.cdiv(total, BLOCK_M), n_heads)](q, k, v, do, lse, delta, dq, seg, rstart, rend,
+                                                                    *args, **ctx.meta)
         return dq, dk, dv, None, None
 
 

@@ -263,6 +263,8 @@ def _triton_refuse(q, cu_seqlens, max_seqlen, dropout_p):
         return f"dtype {q.dtype} unsupported"
     if q.shape[-1] > 128:
         return f"head_dim {q.shape[-1]} > 128"
+    if q.numel() >= 2**31:  # the kernel's row offsets are int32
+        return f"{q.numel():,} elements in q: its int32 offsets reach 2^31"
     return None
 
 

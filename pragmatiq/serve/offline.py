@@ -69,6 +69,10 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
 
     src, run, out = Path(src), Path(run), Path(out)
     rank, world = _world()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))  # kernels that launch on the current GPU use this one
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such data or token directory")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -223,6 +223,11 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         if state["vocab_sha256"] != ds.vocab.sha256:
             raise ValueError(f"{last} was trained with vocabulary {state['vocab_sha256'][:12]} but "
                              f"{tok_dir} holds {ds.vocab.sha256[:12]}: tokenize with --vocab {run_dir}/vocab.json")
+        written_by = len(state["rng"]) if isinstance(state["rng"], list) else 1
+        if written_by != dd.world:
+            raise ValueError(f"{last} was written by {written_by} process(es) and this run has {dd.world}: resume "
+                             f"it with as many (torchrun --nproc_per_node {written_by}); the sampler's position "
+                             "and each process's random state belong to that layout")
     if dd.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ds.dir / "vocab.json", run_dir / "vocab.json")
@@ -358,7 +363,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             heldout = None  # on every rank: a sharded model's forward is a collective
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == end) and len(eval_users):
                 if step % cfg.log_every == 0 or step == end:  # logged with the step's row
-                    heldout = _heldout_loss(model, ds, eval_users, cfg, device, collate, head, encoder)
+                    heldout = _heldout_loss(model, ds, eval_users, cfg, device, collate, head, encoder, autocast)
             if dd.rank == 0:
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == end:
@@ -399,7 +404,10 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
 
 
 @torch.no_grad()
-def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: dict, encoder) -> float:
+def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: dict, encoder,
+                  autocast=None) -> float:
+    """The masked-value loss per target on up to one budget of held-out users, at the training
+    step's precision (its `autocast`)."""
     model.eval()
     # held-out users up to one micro-batch of tokens (logits are (M, V): keep M bounded)
     costs = _costs(ds, users, cfg)
@@ -407,7 +415,8 @@ def _heldout_loss(model, ds, users, cfg: PretrainConfig, device, collate, head: 
     batch = with_text_vectors(collate(_read_rows(ds, keep, cfg)), encoder).to(device)
     mk = mask_batch(batch, step_generator(cfg.seed, -1, 0), token_rate=cfg.token_rate,
                     event_rate=cfg.event_rate, group_rate=cfg.group_rate, unk_share=cfg.unk_share)
-    loss, _, _ = mlm_loss_sum(model, batch, mk, text_weight=cfg.text_mse_weight, **head)
+    with autocast or nullcontext():
+        loss, _, _ = mlm_loss_sum(model, batch, mk, text_weight=cfg.text_mse_weight, **head)
     model.train()
     return loss.item() / max(len(mk.target_index), 1)
 

@@ -143,7 +143,8 @@ class PragmaModel(nn.Module):
             return self._events_in_parts(key_ids, value_ids, positions, cu_tokens, max_tokens, token_rows)
         x_tok = self._tokens(key_ids, value_ids, positions)  # (T, d)
         if text_token_index is not None:
-            x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)))
+            # .to: under autocast the projection comes out in bf16, and index_add wants x_tok's dtype
+            x_tok = x_tok.index_add(0, text_token_index, self.text_in(text_vectors.to(x_tok.dtype)).to(x_tok.dtype))
         evt = self._special(self.config.evt_id, cu_tokens.shape[0] - 1)  # (E, d)
         # shortest events first, so that events of one length sit in one run that attention takes
         # as a dense block (kernels/varlen.py); the traced form keeps the plain order

@@ -192,3 +192,13 @@ def test_sdpa_takes_runs_of_equal_length_as_dense_blocks():
     assert sum(n * length for _, n, length in runs) == int(cu[-1])
     assert _equal_length_runs(ragged(MANY_LENGTHS)[4]) is None  # length buckets instead
     assert _equal_length_runs(ragged(WITH_EMPTY)[4]) == [(0, 1, 0), (0, 2, 3), (6, 1, 0), (6, 3, 5), (21, 1, 0)]
+
+
+def test_triton_refuses_inputs_its_int32_offsets_cannot_address(monkeypatch):
+    """2^31 elements or more (a few million packed rows at d = 1024): auto takes another backend."""
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # so that a CPU tensor is no reason to refuse
+    big = torch.empty(1, 1, 1).expand(2**20, 16, 128)  # 2^31 elements, no memory
+    cu = torch.tensor([0, 2**20], dtype=torch.int32)
+    assert "int32 offsets reach 2^31" in refuse_reasons(big, cu, 2**20)["triton"]
+    assert refuse_reasons(big[:-1], torch.tensor([0, 2**20 - 1], dtype=torch.int32), 2**20)["triton"] is None

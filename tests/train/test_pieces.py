@@ -126,6 +126,22 @@ def test_nemotron_term_is_lambda_mse_of_the_masked_sentinels(nemotron_tok, text_
     assert all(p.grad is not None for p in model.text_out.parameters())
 
 
+def test_nemotron_step_runs_under_bf16_autocast(nemotron_tok, text_encoder_dir):
+    """As the loop runs a CUDA step (bf16 autocast), on CPU: the text projection comes out in bf16
+    and must still add into the fp32 token states (it raised a dtype error before)."""
+    from pragmatiq.train.loss import mlm_loss_sum
+    from pragmatiq.zoo.text_encoder import FrozenTextEncoder, with_text_vectors
+
+    ds = TokenDataset(nemotron_tok)
+    batch = with_text_vectors(collate(ds.read([0, 1, 2])), FrozenTextEncoder(str(text_encoder_dir)))
+    torch.manual_seed(0)
+    model = create_model("nano", vocab_size=len(ds.vocab), d_text=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _, _ = mlm_loss_sum(model, batch, mask_batch(batch, step_generator(0, 1, 0)), text_weight=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and model.text_in.weight.grad is not None
+
+
 def test_optimizer_groups():
     model = create_model("nano", vocab_size=500)
     muon, adamw = split_parameters(model)

@@ -277,13 +277,17 @@ if wrapped:
 """
 
 
-def _torchrun(tok: Path, root: Path, name: str, cfg: dict) -> Path:
-    """A 2-process gloo run of api.pretrain under torchrun -> its run directory."""
+def _torchrun(tok: Path, root: Path, name: str, cfg: dict, fails: bool = False) -> Path | str:
+    """A 2-process gloo run of api.pretrain under torchrun -> its run directory (with `fails`:
+    its stderr, the run having failed)."""
     script = root / "run.py"
     script.write_text(TORCHRUN_SCRIPT)
     torchrun = Path(sys.executable).parent / "torchrun"
     proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", str(script),
                            str(tok), name, json.dumps(cfg), str(root)], capture_output=True, text=True, timeout=400)
+    if fails:
+        assert proc.returncode != 0
+        return proc.stderr
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / name
 
@@ -313,6 +317,9 @@ def test_torchrun_two_processes_match_one(small_tok, tmp_path):
     a = load_file(ddp / "model.safetensors")
     assert all(torch.equal(a[k], ranks[0][k]) for k in a)
     _close(a, load_file(_single(small_tok, tmp_path, TORCHRUN_CFG) / "model.safetensors"))
+    # a one-process checkpoint is not resumed by two processes: each rank's sampler share and RNG differ
+    err = _torchrun(small_tok, tmp_path, "single", {**TORCHRUN_CFG, "max_steps": 5}, fails=True)
+    assert "was written by 1 process(es) and this run has 2: resume it with as many" in err
 
 
 @pytest.mark.slow
