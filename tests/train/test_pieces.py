@@ -142,6 +142,26 @@ def test_nemotron_step_runs_under_bf16_autocast(nemotron_tok, text_encoder_dir):
     assert torch.isfinite(loss) and model.text_in.weight.grad is not None
 
 
+def test_a_step_with_the_user_view_runs_under_bf16_autocast(small_tok):
+    """The dtypes of a CUDA step (bf16 autocast around the model and the loss), checked on CPU:
+    the encoders, the fused head in bf16, the user-view logits, backward, then both optimizers."""
+    from pragmatiq.train.loss import mlm_loss_sum
+    from pragmatiq.train.optim import build_optimizers
+
+    ds = TokenDataset(small_tok)
+    batch = collate(ds.read([0, 1, 2, 3]))
+    torch.manual_seed(0)
+    model = create_model("nano", vocab_size=len(ds.vocab), user_head=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, ok, user = mlm_loss_sum(model, batch, mask_batch(batch, step_generator(0, 1, 0)), user_weight=1.0)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and user is not None
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == p.dtype for p in model.parameters() if p.requires_grad)
+    for opt in build_optimizers(model, load_pretrain_config("nano")):
+        opt.step()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_optimizer_groups():
     model = create_model("nano", vocab_size=500)
     muon, adamw = split_parameters(model)
