@@ -171,7 +171,8 @@ def export(
                       dynamic_batching=dynamic_batching, overwrite=overwrite, progress=progress)
     elif target == "sagemaker":
         export_sagemaker(run, out, name=name, variants=variants, device=device, instances=instances,
-                         overwrite=overwrite, progress=progress)
+                         precision=precision, dynamic_batching=dynamic_batching, overwrite=overwrite,
+                         progress=progress)
     elif target in ("onnx", "torchscript", "pt2"):
         export_variant(run, target, out, overwrite=overwrite)
     else:

@@ -228,8 +228,6 @@ def serve(repo, http_port, grpc_port, sagemaker, multi_model, sagemaker_port, de
 @_user_errors
 def embed(src, run_dir, out, device, token_budget, label, n_workers) -> None:
     """Embed every user of SRC (data or token directory) into a parquet of user_id + embedding."""
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
     result = api.embed(src, run_dir, out, device=device, token_budget=token_budget, label=label,
                        n_workers=n_workers)
     if int(os.environ.get("RANK", 0)) == 0:

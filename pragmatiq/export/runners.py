@@ -45,6 +45,19 @@ class TorchRunner:
         return emb.float().cpu().numpy()
 
 
+def onnx_providers(device: str, available: list[str]) -> list:
+    """ONNX Runtime's providers for `device` ("cpu", "cuda", "cuda:N"): the CUDA provider on GPU N
+    (its device_id otherwise defaults to 0), then the CPU. A CUDA device without the CUDA provider
+    (the CPU-only onnxruntime wheel) is an error, not a silent CPU session."""
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in available:
+        raise RuntimeError(f"ONNX on {device} needs onnxruntime-gpu (this onnxruntime has {', '.join(available)}): "
+                           'pip uninstall -y onnxruntime && pip install onnxruntime-gpu')
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+
 class OnnxRunner:
     def __init__(self, model_dir: Path, device: str = "cpu", threads: int = 1):
         from pragmatiq._optional import require
@@ -53,9 +66,12 @@ class OnnxRunner:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, threads)
         opts.inter_op_num_threads = 1
-        providers = (["CUDAExecutionProvider"] if device.startswith("cuda") else []) + ["CPUExecutionProvider"]
-        providers = [p for p in providers if p in ort.get_available_providers()]
+        providers = onnx_providers(device, ort.get_available_providers())
         self.session = ort.InferenceSession(str(Path(model_dir) / VARIANT_FILES["onnx"]), opts, providers=providers)
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in self.session.get_providers():
+            # ONNX Runtime falls back to the CPU with a warning when CUDA or cuDNN does not match
+            raise RuntimeError(f"{model_dir}: ONNX Runtime could not start its CUDA provider for {device}: check that "
+                               "onnxruntime-gpu matches this CUDA and cuDNN")
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, batch: PackedBatch) -> np.ndarray:
@@ -69,6 +85,10 @@ class ModuleRunner:
     def __init__(self, model_dir: Path, kind: str, device: str = "cpu"):
         import torch
 
+        if device != "cpu":
+            # traced and compiled on the CPU: the graphs hold CPU devices and CPU kernels
+            raise ValueError(f"the {kind} variant is exported for the CPU; serve it with device cpu, or use the "
+                             "torch or onnx variant on a GPU")
         path = Path(model_dir) / VARIANT_FILES[kind]
         self.device = device
         if kind == "torchscript":

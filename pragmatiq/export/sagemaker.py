@@ -50,7 +50,8 @@ def pack_repository(repo: str | Path, archive: str | Path, models: tuple[str, ..
 
 
 def export_sagemaker(run: str | Path, out: str | Path, *, name: str | None = None, variants=(),
-                     device: str = "cpu", instances: int = 1, overwrite: bool = False, progress=print) -> Path:
+                     device: str = "cpu", instances: int = 1, precision: str = "fp32",
+                     dynamic_batching: bool = True, overwrite: bool = False, progress=print) -> Path:
     """Write `model.tar.gz` (real-time) and `multi-model/<name>.tar.gz` (multi-model) for `run`."""
     run, out = check_run(run), Path(out)
     name = name or run.resolve().name
@@ -60,7 +61,7 @@ def export_sagemaker(run: str | Path, out: str | Path, *, name: str | None = Non
         raise ExportError(f"{out} exists and is not empty; pass --force to replace it")
     with tempfile.TemporaryDirectory(prefix="pragmatiq-sagemaker-") as tmp:
         repo = export_triton(run, Path(tmp) / "repo", variants=variants, device=device, instances=instances,
-                             progress=progress)
+                             precision=precision, dynamic_batching=dynamic_batching, progress=progress)
         if out.exists():
             shutil.rmtree(out)
         pack_repository(repo, out / "model.tar.gz")

@@ -26,6 +26,13 @@ def _world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def process_device(device: str, world: int) -> str:
+    """"cuda" without an index -> this process's GPU: cuda:LOCAL_RANK under torchrun, else cuda:0."""
+    if device == "cuda":
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) if world > 1 else 0}"
+    return device
+
+
 def _barrier(world: int) -> None:
     if world > 1:
         import torch.distributed as dist
@@ -69,6 +76,7 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
 
     src, run, out = Path(src), Path(run), Path(out)
     rank, world = _world()
+    device = process_device(device, world)
     if device.startswith("cuda"):
         import torch
 

@@ -40,7 +40,7 @@ class TritonPythonModel:
         run = resolve_run(args, params)
         threads = runtime.set_threads(params, runtime.instance_count(args))
         self.step = TokenizerStep(run / "vocab.json", params)
-        self.runner = make_runner("torch", run, device=runtime.device_for(args),
+        self.runner = make_runner("torch", run, device=runtime.instance_device(args),
                                   precision=params.get("precision", "fp32"), threads=threads)
 
     def execute(self, requests):

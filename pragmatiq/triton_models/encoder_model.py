@@ -23,7 +23,7 @@ class TritonPythonModel:
 
         params = runtime.parameters(args)
         threads = runtime.set_threads(params, runtime.instance_count(args))
-        self.runner = make_runner(self.runner_kind, runtime.version_dir(args), device=runtime.device_for(args),
+        self.runner = make_runner(self.runner_kind, runtime.version_dir(args), device=runtime.instance_device(args),
                                   precision=params.get("precision", "fp32"), threads=threads)
 
     def execute(self, requests):

@@ -36,6 +36,18 @@ def device_for(args: dict) -> str:
     return "cpu"
 
 
+def instance_device(args: dict) -> str:
+    """`device_for(args)`, made this process's current CUDA device for a GPU instance: kernels that
+    launch on the current device (Triton's), and calls such as `torch.cuda.synchronize()`, then
+    use the instance's GPU and not GPU 0."""
+    device = device_for(args)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+    return device
+
+
 def set_threads(params: dict[str, str], instances: int = 1) -> int:
     """torch intra-op threads: the `num_threads` parameter, else the cores shared by instances."""
     import torch

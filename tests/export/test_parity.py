@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pragmatiq.export.parity import compare, measure, random_batches
 
@@ -38,3 +39,23 @@ def test_measure_fails_beyond_tolerance():
     assert measure("near", ref, near, batches, max_abs=1e-4).passed
     result = measure("far", ref, far, batches, max_abs=1e-4)
     assert not result.passed and result.batches == 2 and abs(result.max_abs - 1e-2) < 1e-6
+
+
+def test_onnx_providers_pin_the_gpu_and_never_fall_back_silently():
+    from pragmatiq.export.runners import onnx_providers
+
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_providers("cpu", both) == ["CPUExecutionProvider"]
+    assert onnx_providers("cuda:1", both) == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert onnx_providers("cuda", both)[0] == ("CUDAExecutionProvider", {"device_id": 0})
+    with pytest.raises(RuntimeError, match="needs onnxruntime-gpu"):
+        onnx_providers("cuda:0", ["CPUExecutionProvider"])  # the CPU-only wheel
+
+
+def test_cpu_traced_variants_refuse_a_gpu(tmp_path):
+    """TorchScript and pt2 exports are traced and compiled on the CPU (CPU devices in the graph)."""
+    from pragmatiq.export.runners import ModuleRunner
+
+    for kind in ("torchscript", "pt2"):
+        with pytest.raises(ValueError, match=f"the {kind} variant is exported for the CPU"):
+            ModuleRunner(tmp_path, kind, device="cuda:0")

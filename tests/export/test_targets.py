@@ -83,6 +83,14 @@ def test_sagemaker_archives(tiny_run, tmp_path):
     multi = tarfile.open(tmp_path / "sm/multi-model/churn-v1.tar.gz").getnames()
     assert sorted(multi) == sorted(single)
     assert json.loads((tmp_path / "sm/parity.json").read_text())["variants"] == []
+    # the Triton settings reach the archived repository
+    api.export(tiny_run, "sagemaker", tmp_path / "sm3", precision="bf16", dynamic_batching=False,
+               progress=lambda m: None)
+    with tarfile.open(tmp_path / "sm3/model.tar.gz") as tar:
+        config = tar.extractfile("pragmatiq_encoder/config.pbtxt").read().decode()
+    assert 'string_value: "bf16"' in config and "dynamic_batching" not in config
+    assert "dynamic_batching" in tarfile.open(tmp_path / "sm/model.tar.gz").extractfile(
+        "pragmatiq_encoder/config.pbtxt").read().decode()
     with pytest.raises(ExportError, match="--name 'a b'"):
         api.export(tiny_run, "sagemaker", tmp_path / "sm2", name="a b")
 

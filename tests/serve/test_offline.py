@@ -80,3 +80,14 @@ def test_torchrun_two_ranks_equal_one_process(tiny_tok, tiny_run, tmp_path):
     assert ids == one_ids and len(ids) == 24
     np.testing.assert_allclose(ddp, one, atol=1e-5)
     assert not list(tmp_path.glob("*.part-*"))
+
+
+def test_a_bare_cuda_device_is_this_processs_gpu(monkeypatch):
+    """`--device cuda` names no GPU: cuda:0 alone, cuda:LOCAL_RANK under torchrun (set_device
+    needs an index, and every rank on GPU 0 would share one card)."""
+    from pragmatiq.serve.offline import process_device
+
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert process_device("cuda", world=1) == "cuda:0"
+    assert process_device("cuda", world=4) == "cuda:3"
+    assert process_device("cuda:1", world=4) == "cuda:1" and process_device("cpu", world=4) == "cpu"
