@@ -18,7 +18,8 @@ def _row(ntok: list[int], n_profile: int = 3, texts: bool = False) -> dict:
            "event_tau": np.arange(n_events, 0, -1).astype(np.float32),
            "event_hour": np.arange(n_events, dtype=np.int8),
            "event_dow": np.zeros(n_events, np.int8), "event_dom": np.ones(n_events, np.int8),
-           "profile_key_ids": np.arange(n_profile, dtype=np.int32), "profile_value_ids": np.arange(n_profile, dtype=np.int32),
+           "profile_key_ids": np.arange(n_profile, dtype=np.int32),
+           "profile_value_ids": np.arange(n_profile, dtype=np.int32),
            "profile_positions": np.zeros(n_profile, np.int8), "profile_tau": np.zeros(n_profile, np.float32)}
     if texts:  # a sentinel in the first and in the last event
         row["text_index"] = np.array([0, n_tokens - 1], np.int32)
