@@ -71,16 +71,14 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
                      token_budget: int = 32768, label: str | Path | None = None, n_workers: int = 1,
                      progress: bool = True) -> dict:
     """Embed every user of `src` with `run` into the parquet file `out`; returns a summary."""
+    from pragmatiq._hardware import make_current
     from pragmatiq.eval.embedding import (
         _run_vocab, embed_token_dir, is_data_dir, load_run_model, source_data_dir, tokenize_for_run)
 
     src, run, out = Path(src), Path(run), Path(out)
     rank, world = _world()
     device = process_device(device, world)
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.set_device(torch.device(device))  # kernels that launch on the current GPU use this one
+    make_current(device)  # kernels that launch on the current GPU use this one
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such data or token directory")
     out.parent.mkdir(parents=True, exist_ok=True)

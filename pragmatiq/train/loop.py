@@ -22,6 +22,7 @@ import torch.distributed as dist
 import yaml
 
 import pragmatiq
+from pragmatiq._hardware import make_current
 from pragmatiq._threads import cpu_workers
 from pragmatiq.tokenizer.crop import crop_row
 from pragmatiq.train.checkpoint import (copy_checkpoint, load_checkpoint, rng_state, rotate, save_checkpoint,
@@ -49,8 +50,7 @@ class _Dist:
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
         if self.enabled and not dist.is_initialized():
-            if device.type == "cuda":
-                torch.cuda.set_device(device)  # this rank's GPU for NCCL (and all_gather_object)
+            make_current(device)  # this rank's GPU for NCCL (and all_gather_object)
             dist.init_process_group(process_group_backend(device))
 
     def sum(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,7 +223,9 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         if state["vocab_sha256"] != ds.vocab.sha256:
             raise ValueError(f"{last} was trained with vocabulary {state['vocab_sha256'][:12]} but "
                              f"{tok_dir} holds {ds.vocab.sha256[:12]}: tokenize with --vocab {run_dir}/vocab.json")
-        written_by = len(state["rng"]) if isinstance(state["rng"], list) else 1
+        if not isinstance(state["rng"], list):  # a one-process checkpoint of an earlier version
+            state["rng"] = [state["rng"]]
+        written_by = len(state["rng"])
         if written_by != dd.world:
             raise ValueError(f"{last} was written by {written_by} process(es) and this run has {dd.world}: resume "
                              f"it with as many (torchrun --nproc_per_node {written_by}); the sampler's position "
@@ -262,7 +264,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             sc.load_state_dict(s)
         sampler.load_state_dict(state["sampler"])
         step = state["step"]
-        set_rng_state(state["rng"][dd.rank] if isinstance(state["rng"], list) else state["rng"])
+        set_rng_state(state["rng"][dd.rank])
     net = model
     if dd.enabled and not sharded:
         net = torch.nn.parallel.DistributedDataParallel(model)

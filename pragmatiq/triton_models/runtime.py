@@ -40,11 +40,10 @@ def instance_device(args: dict) -> str:
     """`device_for(args)`, made this process's current CUDA device for a GPU instance: kernels that
     launch on the current device (Triton's), and calls such as `torch.cuda.synchronize()`, then
     use the instance's GPU and not GPU 0."""
-    device = device_for(args)
-    if device.startswith("cuda"):
-        import torch
+    from pragmatiq._hardware import make_current
 
-        torch.cuda.set_device(torch.device(device))
+    device = device_for(args)
+    make_current(device)
     return device
 
 
