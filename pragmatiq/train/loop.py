@@ -49,9 +49,18 @@ class _Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
-        if self.enabled and not dist.is_initialized():
+        self.owned = self.enabled and not dist.is_initialized()  # the group is ours to close
+        if self.owned:
             make_current(device)  # this rank's GPU for NCCL (and all_gather_object)
             dist.init_process_group(process_group_backend(device))
+
+    def close(self) -> None:
+        """Wait for every rank, then close the group if this run opened it (a rank that exits while
+        the backend's threads still run can abort at exit)."""
+        if self.enabled:
+            dist.barrier()
+        if self.owned:
+            dist.destroy_process_group()
 
     def sum(self, x: torch.Tensor) -> torch.Tensor:
         if self.enabled:
@@ -390,6 +399,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
             why = signal.Signals(stopper.signum).name if stopper.requested else "another rank's signal"
             print(f"pretrain: stopped by {why} at step {step}/{cfg.max_steps}; checkpoint "
                   f"{ckpt_dir / 'last.pt'} (the same command resumes from it)", file=sys.stderr)
+        dd.close()
         stopper.reraise()  # this rank's own signal, held until the checkpoint was safe
         return run_dir
     weights = model_state(model, sharded) if sharded and step >= cfg.max_steps else None  # a collective
@@ -400,8 +410,7 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         model.eval()
         save_model(model, run_dir)
         (run_dir / "meta.json").write_text(json.dumps(_meta(device, dd.world, step), indent=2))
-    if dd.enabled:
-        dist.barrier()
+    dd.close()
     return run_dir
 
 

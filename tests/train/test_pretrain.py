@@ -378,6 +378,8 @@ for opts in (build_optimizers(whole, cfg), build_optimizers(model, cfg)):
             o.step()
 worst = max((p.full_tensor() - q).abs().max().item() for p, q in zip(model.parameters(), whole.parameters()))
 open(os.path.join(sys.argv[1], f"worst{dist.get_rank()}.txt"), "w").write(repr(worst))
+dist.barrier()  # then close the group: a rank leaving while gloo's threads still run can abort at exit
+dist.destroy_process_group()
 """
 
 
