@@ -1,6 +1,7 @@
 """Varlen attention backends side by side: forward and forward+backward time.
 
-CPU (always): `sdpa` vs `reference` (and `dense`, the exportable formulation, on the history shape only: it is O(N^2) in packed tokens)
+CPU (always): `sdpa` vs `reference` (and `dense`, the exportable formulation, on the history shape only: it is
+O(N^2) in packed tokens)
 at reduced sizes of (a) the event-encoder shape — many segments of 2-25 tokens, 3 heads x 64 —
 and (b) the history shape — a few segments of 50+ tokens. CUDA (when present): every backend
 at the full issue shapes. Prints a table and writes benchmarks/results/kernels.json.
@@ -122,7 +123,8 @@ def main():
         print(f"{r['shape']:58s} {r['backend']:10s} {r.get('fwd_ms', '-'):>10} {r.get('fwd_bwd_ms', '-'):>12}")
     print("H100 section:", gpu["status"])
     for r in gpu.get("rows", []):
-        print(f"{r['shape']:58s} {r['backend']:10s} {r.get('fwd_ms', r.get('skipped')):>10} {r.get('fwd_bwd_ms', ''):>12}")
+        fwd, fwd_bwd = r.get("fwd_ms", r.get("skipped")), r.get("fwd_bwd_ms", "")
+        print(f"{r['shape']:58s} {r['backend']:10s} {fwd:>10} {fwd_bwd:>12}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": machine(), "threads": args.threads, "cpu": rows, "gpu": gpu},
                                   indent=2) + "\n")

@@ -49,8 +49,9 @@ def main() -> None:
         root = args.src or _build(Path(tmp), args.n_users, args.seed)
         results = {}
         for task in PROBE_TASKS:
-            results[task] = api.probe(root / "data", root / "runs" / "nano", root / "data" / "labels" / f"{task}.parquet",
-                                      tok_dir=root / "tok", seed=0, progress=False, n_workers=2, folds=args.folds)
+            labels = root / "data" / "labels" / f"{task}.parquet"
+            results[task] = api.probe(root / "data", root / "runs" / "nano", labels, tok_dir=root / "tok", seed=0,
+                                      progress=False, n_workers=2, folds=args.folds)
             release_memory()
     rows = [("task", "users", "features", "gbm ROC-AUC", "logreg ROC-AUC", "beats")]
     summary = {}

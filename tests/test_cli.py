@@ -54,7 +54,8 @@ def test_pretrain_trains_layers_the_config_and_prints_the_run(tiny_tok, tmp_path
     assert (run / "model.safetensors").exists()
     config = yaml.safe_load((run / "config.yaml").read_text())
     # the file's keys, the flag, and nano's recipe for everything else
-    assert (config["token_budget"], config["max_steps"], config["lr"], config["user_loss_weight"]) == (4096, 2, 0.003, 1.0)
+    got = (config["token_budget"], config["max_steps"], config["lr"], config["user_loss_weight"])
+    assert got == (4096, 2, 0.003, 1.0)
 
 
 def test_pretrain_and_probe_errors_are_one_line(tmp_path, tiny_tok, tiny_run):

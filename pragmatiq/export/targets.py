@@ -124,8 +124,9 @@ def export_triton(run: str | Path, out: str | Path = "model_repository", *, vari
         v = _write_model(tmp, configs.TOKENIZER, configs.tokenizer_config(),
                          _model_py("pragmatiq.triton_models.tokenizer_model"))
         shutil.copy2(run / "vocab.json", v / "vocab.json")
-        v = _write_model(tmp, configs.ENCODER, configs.encoder_config(dim=dim, device=device, instances=instances,
-                                                                      params=enc_params, dynamic_batching=dynamic_batching),
+        enc_config = configs.encoder_config(dim=dim, device=device, instances=instances, params=enc_params,
+                                            dynamic_batching=dynamic_batching)
+        v = _write_model(tmp, configs.ENCODER, enc_config,
                          _model_py("pragmatiq.triton_models.encoder_model"))
         _copy_run(run, v)
         _write_model(tmp, configs.EMBEDDER, configs.ensemble_config(dim=dim), None)

@@ -6,8 +6,9 @@
 
 The source is a token directory made with the run's vocabulary, or a raw data directory (it is
 tokenized with the run's vocabulary first). With a label file, histories are cut before each
-user's `eval_ts`, exactly as the probes do, and only the labelled users are embedded. Under torchrun every rank embeds its share of the
-token-budget batches into `OUT.part-<rank>.parquet`; rank 0 merges them and removes the parts.
+user's `eval_ts`, exactly as the probes do, and only the labelled users are embedded. Under torchrun
+every rank embeds its share of the token-budget batches into `OUT.part-<rank>.parquet`; rank 0
+merges them and removes the parts.
 The numbers are the served path's: the same native forward on the same tokens.
 """
 

@@ -6,7 +6,8 @@ from pragmatiq import api
 @pytest.fixture(scope="session")
 def small_tok(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    api.synthesize({"n_users": 40, "seed": 5, "n_months": 20, "events_per_user_month": 4.0}, out=root / "data", progress=False)
+    api.synthesize({"n_users": 40, "seed": 5, "n_months": 20, "events_per_user_month": 4.0}, out=root / "data",
+                   progress=False)
     api.tokenize(root / "data", root / "tok", progress=False)
     return root / "tok"
 
