@@ -1,7 +1,7 @@
 """The SageMaker tutorial's notebook steps as one script, each step one call of ours.
 
     python deploy/sagemaker/notebook.py --bucket B --role ARN --train-image URI \
-        --serve-image URI --archive export/model.tar.gz
+        --serve-image URI --archive export/sagemaker/model.tar.gz
 
 1. synthesize (or take --data), validate, upload to s3://B/data
 2. training job (PyTorch DLC, src/train.py, managed spot + checkpoints), wait, model.tar.gz
