@@ -193,12 +193,16 @@ def quickstart(out, n_users, max_steps, seed, n_workers, serve) -> None:
               help="Model repository (from pragmatiq-export); with --sagemaker, an extracted model.tar.gz.")
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
-@click.option("--sagemaker", is_flag=True, help="Serve Triton's SageMaker frontend (/ping, /invocations) instead.")
+@click.option("--sagemaker", is_flag=True,
+              help="Serve Triton's SageMaker frontend (/ping, /invocations) instead. As in SageMaker's Triton "
+                   "image, SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE and SAGEMAKER_TRITON_SHM_GROWTH_BYTE_SIZE size "
+                   "the python backend's shared memory (default 16 MiB, growing by 1 MiB).")
 @click.option("--multi-model", is_flag=True, help="With --sagemaker: the multi-model API (/models load/invoke/unload).")
 @click.option("--port", "sagemaker_port", type=int, default=8080, show_default=True,
               help="With --sagemaker: the port (it binds every interface).")
 @click.option("--default-model", default="pragmatiq_embedder", show_default=True,
-              help="With --sagemaker: the model /invocations runs (SAGEMAKER_TRITON_DEFAULT_MODEL_NAME).")
+              envvar="SAGEMAKER_TRITON_DEFAULT_MODEL_NAME", show_envvar=True,
+              help="With --sagemaker: the model /invocations runs.")
 @_user_errors(extra=(RuntimeError,))
 def serve(repo, http_port, grpc_port, sagemaker, multi_model, sagemaker_port, default_model) -> None:
     """Run a real Triton server until Ctrl-C or SIGTERM (loopback HTTP and gRPC by default)."""

@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,10 +91,33 @@ def find_triton(work_dir: Path) -> TritonInstall:
     return TritonInstall(binary, _bundled_backends(root, work_dir / "backends"), env, bundled=True)
 
 
+# SageMaker's Triton image turns these variables into python-backend flags, with these defaults
+# (its `serve` script); the local SageMaker frontend does the same, so a request too large for the
+# endpoint's shared memory fails here too
+SAGEMAKER_SHM_FLAGS = {
+    "SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE": ("shm-default-byte-size", 16 * 2**20),
+    "SAGEMAKER_TRITON_SHM_GROWTH_BYTE_SIZE": ("shm-growth-byte-size", 2**20),
+}
+
+
+def sagemaker_backend_args(env: Mapping[str, str]) -> list[str]:
+    """The python backend's shared-memory flags SageMaker's Triton image derives from `env`
+    (pure); a value that is not a positive whole number of bytes is an error naming it."""
+    args = []
+    for var, (flag, default) in SAGEMAKER_SHM_FLAGS.items():
+        raw = env.get(var, "").strip()
+        if raw and not (raw.isdigit() and int(raw) > 0):
+            raise ValueError(f"{var}={raw!r}: expected a positive number of bytes, e.g. {default}")
+        args.append(f"--backend-config=python,{flag}={int(raw) if raw else default}")
+    return args
+
+
 def server_args(repo: Path | None, *, http_port: int | None, grpc_port: int | None,
                 sagemaker_port: int | None = None, multi_model: bool = False,
-                explicit: bool = False, log_verbose: int = 0) -> list[str]:
-    """Command-line flags (pure): loopback HTTP/gRPC, or the SageMaker frontend alone."""
+                explicit: bool = False, log_verbose: int = 0,
+                sagemaker_env: Mapping[str, str] | None = None) -> list[str]:
+    """Command-line flags (pure): loopback HTTP/gRPC, or the SageMaker frontend alone (with the
+    shared-memory flags its image derives from `sagemaker_env`)."""
     args = ["--allow-metrics=false", "--disable-auto-complete-config", f"--log-verbose={log_verbose}",
             "--exit-timeout-secs=10"]
     if repo is not None:
@@ -101,6 +125,7 @@ def server_args(repo: Path | None, *, http_port: int | None, grpc_port: int | No
     if sagemaker_port is not None:
         args += ["--allow-sagemaker=true", f"--sagemaker-port={sagemaker_port}",
                  "--allow-http=false", "--allow-grpc=false"]
+        args += sagemaker_backend_args(sagemaker_env or {})
     else:
         args += ["--http-address=127.0.0.1", "--grpc-address=127.0.0.1"]
         args.append(f"--http-port={http_port}" if http_port else "--allow-http=false")
@@ -149,6 +174,7 @@ class TritonServer:
         self.proc: subprocess.Popen | None = None
         self._work: tempfile.TemporaryDirectory | None = None
         self.log_path: Path | None = None
+        self._final_log: list[str] = []
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -167,7 +193,7 @@ class TritonServer:
         cmd = [str(install.binary)] + server_args(
             repo or self.repo, http_port=self.http_port, grpc_port=self.grpc_port,
             sagemaker_port=self.sagemaker_port, multi_model=self.multi_model, explicit=self.explicit,
-            log_verbose=self.log_verbose)
+            log_verbose=self.log_verbose, sagemaker_env={**os.environ, **self.extra_env})
         if install.backends is not None:
             cmd.append(f"--backend-directory={install.backends}")
         return cmd
@@ -176,6 +202,8 @@ class TritonServer:
     def start(self, timeout: float = 180.0) -> "TritonServer":
         if self.repo is not None and not self.repo.is_dir():
             raise ServerError(f"model repository {self.repo} does not exist")
+        if self.sagemaker:  # its environment's flags are checked before anything starts
+            sagemaker_backend_args({**os.environ, **self.extra_env})
         self._work = tempfile.TemporaryDirectory(prefix="pragmatiq-triton-")
         work = Path(self._work.name)
         install = find_triton(work)
@@ -211,8 +239,9 @@ class TritonServer:
         raise ServerError(f"tritonserver was not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, n: int = 40) -> str:
+        """The server log's last n lines (after `stop`, those it ended with)."""
         if self.log_path is None or not self.log_path.exists():
-            return ""
+            return "\n".join(self._final_log[-n:])
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -230,6 +259,7 @@ class TritonServer:
                     self.proc.wait()
             rc = self.proc.returncode
         if self._work is not None:
+            self._final_log = self.log_tail(200).splitlines()  # the log lives in the work directory
             self._work.cleanup()
             self._work = None
         return rc
@@ -244,7 +274,8 @@ class TritonServer:
 def run_forever(server: TritonServer, log=print) -> int:
     """Start `server`, report its addresses, and stop it cleanly on Ctrl-C or SIGTERM.
 
-    Returns 0 after a requested stop, 1 when the server died on its own (its log tail is shown)."""
+    Returns 0 after a requested stop that Triton completed cleanly, 1 when the server died on its
+    own or crashed (or had to be killed) while stopping; its log tail is shown then."""
     stop = {"requested": False}
 
     def request_stop(signum, frame):
@@ -266,6 +297,9 @@ def run_forever(server: TritonServer, log=print) -> int:
         log("stopping Triton")
         t0 = time.monotonic()
         rc = server.stop()
+        if rc not in (0, -signal.SIGTERM):
+            log(f"Triton did not stop cleanly (status {rc}):\n{server.log_tail()}")
+            return 1
         log(f"Triton stopped (status {rc}) in {time.monotonic() - t0:.1f} s")
         return 0
     finally:
