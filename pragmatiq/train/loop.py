@@ -74,21 +74,26 @@ def _device() -> torch.device:
     return torch.device("cpu")
 
 
-def _checkpoint_dir(run_dir: Path) -> Path:
-    """SageMaker managed spot training syncs /opt/ml/checkpoints; PRAGMATIQ_CHECKPOINT_DIR wins.
+@contextmanager
+def _checkpoint_dir(run_dir: Path):
+    """-> (where checkpoints go, whether a later run can resume from them), for the run.
+
+    SageMaker managed spot training syncs /opt/ml/checkpoints; PRAGMATIQ_CHECKPOINT_DIR wins.
     Without either, a run inside SageMaker's model directory (SM_MODEL_DIR, tarred for serving)
-    keeps its checkpoints, optimizer states and all, in a fresh temporary directory instead: a
-    job without a checkpoint configuration is never restarted, so nothing could resume from them."""
+    keeps its checkpoints, optimizer states and all, in a temporary directory removed when the
+    run ends: a job without a checkpoint configuration is never restarted, so nothing could
+    resume from them."""
     if env := os.environ.get("PRAGMATIQ_CHECKPOINT_DIR"):
-        return Path(env)
-    if Path("/opt/ml/checkpoints").is_dir():
-        return Path("/opt/ml/checkpoints")
-    model_dir = os.environ.get("SM_MODEL_DIR")
-    if model_dir and Path(model_dir).resolve() in Path(run_dir).resolve().parents:
+        yield Path(env), True
+    elif Path("/opt/ml/checkpoints").is_dir():
+        yield Path("/opt/ml/checkpoints"), True
+    elif (model_dir := os.environ.get("SM_MODEL_DIR")) and Path(model_dir).resolve() in Path(run_dir).resolve().parents:
         import tempfile
 
-        return Path(tempfile.mkdtemp(prefix="pragmatiq-checkpoints-"))
-    return run_dir / "checkpoints"
+        with tempfile.TemporaryDirectory(prefix="pragmatiq-checkpoints-") as scratch:
+            yield Path(scratch), False
+    else:
+        yield run_dir / "checkpoints", True
 
 
 def _split_users(n: int, eval_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,12 +208,13 @@ def pretrain(tok_dir, name: str, model_size: str = "small", config=None, runs_ro
              resume: bool | str = "auto", progress: bool = True) -> Path:
     """Pretrain `model_size` on the token directory `tok_dir`; returns `runs_root/name`.
     Bitwise reproducible on CPU for a given thread count (seeded, deterministic kernels)."""
-    with _deterministic_cpu_kernels(_device()):
-        return _pretrain(tok_dir, name, model_size, config, runs_root, resume=resume, progress=progress)
+    with _deterministic_cpu_kernels(_device()), _checkpoint_dir(Path(runs_root) / name) as (ckpt_dir, kept):
+        return _pretrain(tok_dir, name, model_size, config, runs_root, ckpt_dir, kept, resume=resume,
+                         progress=progress)
 
 
-def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume: bool | str,
-              progress: bool) -> Path:
+def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, ckpt_dir: Path, kept: bool, *,
+              resume: bool | str, progress: bool) -> Path:
     from tqdm.auto import tqdm
 
     from pragmatiq.tokenizer import BatchLoader, TokenBudgetSampler, TokenDataset, collate
@@ -220,7 +226,6 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
         torch.set_num_threads(cfg.num_threads)
     dd = _Dist(device)
     run_dir = Path(runs_root) / name
-    ckpt_dir = _checkpoint_dir(run_dir)
     ds = TokenDataset(tok_dir)
     last = ckpt_dir / "last.pt"
     state = None
@@ -397,8 +402,10 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, *, resume:
     if stop and step < end:
         if dd.rank == 0:
             why = signal.Signals(stopper.signum).name if stopper.requested else "another rank's signal"
-            print(f"pretrain: stopped by {why} at step {step}/{cfg.max_steps}; checkpoint "
-                  f"{ckpt_dir / 'last.pt'} (the same command resumes from it)", file=sys.stderr)
+            where = (f"checkpoint {ckpt_dir / 'last.pt'} (the same command resumes from it)" if kept else
+                     "no checkpoint directory is configured (SageMaker's checkpoint_s3_uri, or "
+                     "PRAGMATIQ_CHECKPOINT_DIR), so this run cannot resume")
+            print(f"pretrain: stopped by {why} at step {step}/{cfg.max_steps}; {where}", file=sys.stderr)
         dd.close()
         stopper.reraise()  # this rank's own signal, held until the checkpoint was safe
         return run_dir
