@@ -39,16 +39,18 @@ def synthesize(
     n_workers: int = 1,
     *,
     progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Write a synthetic bank (the full four-file contract plus labels) into `out`.
 
     `config` is a dict of overrides (`{"n_users": 2000, "seed": 0}`), a YAML path, or None
     for `configs/data/synthetic.yaml`. The same seed gives byte-identical files for any
-    `n_workers`. Returns the manifest.
+    `n_workers`. Returns the manifest. An earlier synthetic bank in `out` is replaced; any other
+    dataset there is refused unless `force`.
     """
     from pragmatiq.data.synth import synthesize as _synthesize
 
-    return _synthesize(config, out, n_workers, progress=progress)
+    return _synthesize(config, out, n_workers, progress=progress, force=force)
 
 
 def calibrate(stats: PathLike, out: PathLike | None = None, *, progress: bool = True) -> dict:

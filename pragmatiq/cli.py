@@ -19,6 +19,9 @@ from pragmatiq import api
 from pragmatiq.cli_output import emit as _emit
 from pragmatiq.cli_output import user_errors as _user_errors
 
+POSITIVE = click.IntRange(min=1)
+PORT = click.IntRange(0, 65535)  # 0: a free port
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(pragmatiq.__version__, prog_name="pragmatiq")
@@ -61,18 +64,19 @@ def synth() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (default configs/data/synthetic.yaml).")
-@click.option("--n-users", type=int, default=None)
+@click.option("--n-users", type=POSITIVE, default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--n-workers", type=int, default=1, show_default=True)
+@click.option("--n-workers", type=POSITIVE, default=1, show_default=True)
+@click.option("--force", is_flag=True, help="Write into OUT even if it holds a dataset synth did not write.")
 @_user_errors
-def synth_generate(out, config_path, n_users, seed, n_workers) -> None:
+def synth_generate(out, config_path, n_users, seed, n_workers, force) -> None:
     """Write events, profiles, transfers, labels and manifest.json into --out."""
     from pragmatiq.data.synth import load_synth_config
 
     base = load_synth_config(config_path)
     overrides = {k: v for k, v in {"n_users": n_users, "seed": seed}.items() if v is not None}
     config = {**_as_dict(base), **overrides}
-    _emit(api.synthesize(config, out=out, n_workers=n_workers))
+    _emit(api.synthesize(config, out=out, n_workers=n_workers, force=force))
 
 
 def _as_dict(config) -> dict:
@@ -103,7 +107,7 @@ def synth_calibrate(stats, out) -> None:
               help="Reuse a fitted vocab.json instead of fitting.")
 @click.option("--label", type=click.Path(path_type=Path), default=None,
               help="Label table with eval_ts: cut each user's history before it.")
-@click.option("--n-workers", type=int, default=1, show_default=True)
+@click.option("--n-workers", type=POSITIVE, default=1, show_default=True)
 @_user_errors
 def tokenize(data_dir, out, config, vocab, label, n_workers) -> None:
     """Fit the vocabulary and encode DATA_DIR into token shards in --out."""
@@ -175,10 +179,10 @@ def _data_dir_of(tok_dir: Path) -> Path:
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("quickstart"),
               show_default=True)
-@click.option("--n-users", type=int, default=2000, show_default=True)
+@click.option("--n-users", type=POSITIVE, default=2000, show_default=True)
 @click.option("--max-steps", type=int, default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--n-workers", type=int, default=2, show_default=True)
+@click.option("--n-workers", type=POSITIVE, default=2, show_default=True)
 @click.option("--serve/--no-serve", default=True, show_default=True,
               help="Export the run and answer the tutorial's request through a real Triton server.")
 @_user_errors
@@ -191,14 +195,14 @@ def quickstart(out, n_users, max_steps, seed, n_workers, serve) -> None:
 @cli.command()
 @click.option("--repo", type=click.Path(path_type=Path), default=None,
               help="Model repository (from pragmatiq-export); with --sagemaker, an extracted model.tar.gz.")
-@click.option("--http-port", type=int, default=8000, show_default=True)
-@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option("--http-port", type=PORT, default=8000, show_default=True)
+@click.option("--grpc-port", type=PORT, default=8001, show_default=True)
 @click.option("--sagemaker", is_flag=True,
               help="Serve Triton's SageMaker frontend (/ping, /invocations) instead. As in SageMaker's Triton "
                    "image, SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE and SAGEMAKER_TRITON_SHM_GROWTH_BYTE_SIZE size "
                    "the python backend's shared memory (default 16 MiB, growing by 1 MiB).")
 @click.option("--multi-model", is_flag=True, help="With --sagemaker: the multi-model API (/models load/invoke/unload).")
-@click.option("--port", "sagemaker_port", type=int, default=8080, show_default=True,
+@click.option("--port", "sagemaker_port", type=PORT, default=8080, show_default=True,
               help="With --sagemaker: the port (it binds every interface).")
 @click.option("--default-model", default="pragmatiq_embedder", show_default=True,
               envvar="SAGEMAKER_TRITON_DEFAULT_MODEL_NAME", show_envvar=True,
@@ -225,10 +229,10 @@ def serve(repo, http_port, grpc_port, sagemaker, multi_model, sagemaker_port, de
               help="The trained run (under torchrun write --run-dir: torchrun claims --run).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("embeddings.parquet"), show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (under torchrun: cuda).")
-@click.option("--token-budget", type=int, default=32768, show_default=True)
+@click.option("--token-budget", type=POSITIVE, default=32768, show_default=True)
 @click.option("--label", type=click.Path(path_type=Path), default=None,
               help="Label table with eval_ts: cut each user's history before it.")
-@click.option("--n-workers", type=int, default=1, show_default=True, help="Tokenizer workers (raw data only).")
+@click.option("--n-workers", type=POSITIVE, default=1, show_default=True, help="Tokenizer workers (raw data only).")
 @_user_errors
 def embed(src, run_dir, out, device, token_budget, label, n_workers) -> None:
     """Embed every user of SRC (data or token directory) into a parquet of user_id + embedding."""
@@ -247,9 +251,9 @@ def bench() -> None:
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--variants", default="onnx,torchscript", show_default=True,
               help="Variants beside the native model (onnx, torchscript, pt2).")
-@click.option("--events", "events_per_user", type=int, default=100, show_default=True)
-@click.option("--repeats", type=int, default=20, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--events", "events_per_user", type=POSITIVE, default=100, show_default=True)
+@click.option("--repeats", type=POSITIVE, default=20, show_default=True)
+@click.option("--threads", type=POSITIVE, default=1, show_default=True)
 @_user_errors
 def bench_parity(run_dir, variants, events_per_user, repeats, threads) -> None:
     """Every available variant on the same random ragged batches, one table."""

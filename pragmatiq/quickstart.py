@@ -52,6 +52,10 @@ def run_quickstart(
     data, tok, runs = out / "data", out / "tok", out / "runs"
     timings: dict[str, float] = {}
     memory: dict[str, dict] = {}
+    config = {"seed": seed} | ({"max_steps": max_steps} if max_steps is not None else {})
+    from pragmatiq.train import load_pretrain_config
+
+    load_pretrain_config("nano", config)  # a bad setting fails now, not after two stages
 
     with _stage("synthesize", timings, memory):
         api.synthesize({"n_users": n_users, "seed": seed}, out=data, n_workers=n_workers,
@@ -64,7 +68,6 @@ def run_quickstart(
     with _stage("tokenize", timings, memory):
         api.tokenize(data, tok, n_workers=n_workers, progress=progress)
     with _stage("pretrain", timings, memory):
-        config = {"seed": seed} | ({"max_steps": max_steps} if max_steps else {})
         tune_malloc(mmap_threshold=PRETRAIN_MMAP_THRESHOLD)
         try:
             run = api.pretrain(tok, "nano", model_size="nano", config=config, runs_root=runs,

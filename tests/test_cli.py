@@ -73,3 +73,50 @@ def test_pretrain_and_probe_errors_are_one_line(tmp_path, tiny_tok, tiny_run):
     result = CliRunner().invoke(cli, ["probe", str(tiny_tok), "--run", str(tiny_run), "--label", str(bad)])
     assert result.exit_code == 2, result.output
     assert f"error: {bad}: column eval_ts is string" in result.output
+
+
+def test_synth_refuses_to_replace_a_dataset_it_did_not_write(tmp_path):
+    own = tmp_path / "data"
+    own.mkdir()
+    pq.write_table(pa.table({"user_id": ["u1"]}), own / "events.parquet")  # the bank's own book
+    args = ["synth", "generate", "--out", str(own), "--n-users", "20"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "already holds a dataset that pragmatiq synth did not write (events.parquet)" in result.output
+    assert pq.read_table(own / "events.parquet").num_rows == 1  # untouched
+    # --force replaces it; a synthetic bank is then replaced without it
+    assert CliRunner().invoke(cli, args + ["--force"]).exit_code == 0
+    result = CliRunner().invoke(cli, args + ["--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((own / "manifest.json").read_text())["config"]["seed"] == 1
+
+
+def test_out_of_range_options_are_refused_before_any_work(tmp_path):
+    for args, option in [(["serve", "--repo", str(tmp_path), "--http-port", "99999"], "--http-port"),
+                         (["tokenize", str(tmp_path), "--out", str(tmp_path / "t"), "--n-workers", "0"], "--n-workers"),
+                         (["bench", "parity", "--run", str(tmp_path), "--repeats", "0"], "--repeats"),
+                         (["quickstart", "--out", str(tmp_path / "q"), "--n-users", "0"], "--n-users")]:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, (args, result.output)
+    # a bad pretraining setting fails the quickstart before it synthesizes anything
+    result = CliRunner().invoke(cli, ["quickstart", "--out", str(tmp_path / "q"), "--max-steps", "-1"])
+    assert result.exit_code == 2 and "max_steps must be >= 1, got -1" in result.output, result.output
+    assert not (tmp_path / "q").exists()
+
+
+def test_bad_yaml_is_one_line(tmp_path, tiny_tok):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_steps: [1\n")
+    for args in (["synth", "generate", "--out", str(tmp_path / "d"), "--config", str(bad)],
+                 ["pretrain", str(tiny_tok), "--name", "r", "--config", str(bad), "--runs-root", str(tmp_path)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and f"error: {bad}: not valid YAML at line 2" in result.output, result.output
+
+
+def test_a_bad_synth_start_names_the_setting(tmp_path):
+    for start, message in [('"not a date"', "`start` must be a date like 2024-01-01, got 'not a date'"),
+                           ("2024-03-15", "`start` must be the first day of a month, got 2024-03-15")]:
+        config = tmp_path / "synth.yaml"
+        config.write_text(f"start: {start}\n")
+        result = CliRunner().invoke(cli, ["synth", "generate", "--out", str(tmp_path / "d"), "--config", str(config)])
+        assert result.exit_code == 2 and message in result.output, result.output

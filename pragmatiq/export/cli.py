@@ -23,7 +23,7 @@ DEFAULT_OUT = {"triton": "model_repository", "sagemaker": "sagemaker", "onnx": "
 @click.option("--variants", default="", help="triton/sagemaker: extra encoder variants, e.g. onnx,tensorrt.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where the served encoder runs (instance kind).")
-@click.option("--instances", type=int, default=1, show_default=True, help="Encoder instances.")
+@click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True, help="Encoder instances.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Native encoder precision (bf16 applies on GPU only).")
 @click.option("--dynamic-batching/--no-dynamic-batching", default=True, show_default=True,

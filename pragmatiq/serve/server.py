@@ -137,6 +137,18 @@ def server_args(repo: Path | None, *, http_port: int | None, grpc_port: int | No
     return args
 
 
+def _check_repository(repo: Path) -> None:
+    """A directory of Triton model directories (each with a config.pbtxt), or a clear error."""
+    if not repo.is_dir():
+        raise ServerError(f"model repository {repo} does not exist")
+    if (repo / "model.safetensors").exists():
+        raise ServerError(f"{repo} is a training run, not a model repository: export it first "
+                          f"(pragmatiq-export --run {repo} --target triton --out DIR) and serve DIR")
+    if not any(repo.glob("*/config.pbtxt")):
+        raise ServerError(f"{repo} holds no Triton model (no */config.pbtxt): pass the directory "
+                          "pragmatiq-export wrote, or an extracted SageMaker model.tar.gz")
+
+
 def _get(url: str, timeout: float = 2.0) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
@@ -200,8 +212,8 @@ class TritonServer:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 180.0) -> "TritonServer":
-        if self.repo is not None and not self.repo.is_dir():
-            raise ServerError(f"model repository {self.repo} does not exist")
+        if self.repo is not None:
+            _check_repository(self.repo)
         if self.sagemaker:  # its environment's flags are checked before anything starts
             sagemaker_backend_args({**os.environ, **self.extra_env})
         self._work = tempfile.TemporaryDirectory(prefix="pragmatiq-triton-")

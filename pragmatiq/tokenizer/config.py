@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 KINDS = ("numeric", "categorical", "text")
 
@@ -78,4 +77,6 @@ def read_yaml(path: Path) -> dict:
 
 @lru_cache(maxsize=16)
 def _parse_yaml(path: str, mtime_ns: int, size: int) -> dict:
-    return yaml.safe_load(Path(path).read_text()) or {}
+    from pragmatiq.configs import read_yaml as load
+
+    return load(path) or {}

@@ -7,8 +7,6 @@ import numbers
 import os
 from dataclasses import dataclass, field
 
-import yaml
-
 from pragmatiq.zoo.text_encoder import DEFAULT_TEXT_ENCODER
 
 
@@ -116,9 +114,9 @@ def _check_values(cfg: "PretrainConfig") -> None:
 
 
 def _read_yaml(path) -> dict:
-    from pragmatiq.configs import config_path
+    from pragmatiq.configs import config_path, read_yaml
 
-    data = yaml.safe_load(config_path(path).read_text()) or {}
+    data = read_yaml(config_path(path)) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of pretraining settings")
     return data

@@ -95,3 +95,15 @@ def test_run_forever_reports_a_server_that_crashes_while_stopping(on_term, code)
         assert any("did not stop cleanly (status -9)" in s and "last words" in s for s in said), said
     else:
         assert said[-1].startswith("Triton stopped (status 0)")
+
+
+def test_a_run_or_an_empty_directory_is_not_a_model_repository(tmp_path):
+    from pragmatiq.serve.server import ServerError, TritonServer
+
+    with pytest.raises(ServerError, match="does not exist"):
+        TritonServer(tmp_path / "none").start()
+    with pytest.raises(ServerError, match=r"holds no Triton model \(no \*/config.pbtxt\)"):
+        TritonServer(tmp_path).start()
+    (tmp_path / "model.safetensors").touch()
+    with pytest.raises(ServerError, match="is a training run, not a model repository: export it first"):
+        TritonServer(tmp_path).start()

@@ -32,15 +32,13 @@ _RATES = ("fraud_rate", "default_rate", "churn_rate")
 
 def load_aggregates(stats: str | os.PathLike | dict) -> dict:
     """Read and check an aggregates file. Unknown keys warn; impossible values raise."""
-    from pragmatiq.configs import config_path
+    from pragmatiq.configs import config_path, read_yaml
 
     if isinstance(stats, dict):
         data, where = dict(stats), "aggregates"
     else:
         path = config_path(stats)
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-        where = str(path)
+        data, where = read_yaml(path) or {}, str(path)
     if not isinstance(data, dict):
         raise ValueError(f"{where}: aggregates must be a YAML mapping of key -> value")
     unknown = sorted(set(data) - set(AGGREGATE_KEYS))

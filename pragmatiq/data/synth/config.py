@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from pragmatiq.data.synth import catalog as C
@@ -104,7 +105,14 @@ def validate_config(cfg: SynthConfig) -> SynthConfig:
             f"months of history before a 12-month outcome window), got {cfg.n_months!r}"
         )
     if not isinstance(cfg.block_size, int) or cfg.block_size < 1:
-        raise ValueError(f"synth config `block_size` must be a positive integer")
+        raise ValueError(f"synth config `block_size` must be a positive integer, got {cfg.block_size!r}")
+    cfg.start = str(cfg.start)  # YAML reads an unquoted 2024-01-01 as a date
+    try:
+        first = np.datetime64(cfg.start, "D")
+    except ValueError:
+        raise ValueError(f"synth config `start` must be a date like 2024-01-01, got {cfg.start!r}") from None
+    if first != first.astype("datetime64[M]").astype("datetime64[D]"):
+        raise ValueError(f"synth config `start` must be the first day of a month, got {cfg.start}")
     for key in ("events_per_user_month", "activity_sigma", "ltv_cost_per_month",
                 "mule_rings_per_1000"):
         v = getattr(cfg, key)
@@ -132,7 +140,7 @@ def validate_config(cfg: SynthConfig) -> SynthConfig:
         raise ValueError(f"synth config `mean_ticket` must be > 0, got non-positive for {bad}")
     cfg.mean_ticket = tickets
     if cfg.compression not in ("zstd", "snappy", "gzip", "none", "lz4", "brotli"):
-        raise ValueError(f"synth config `compression` must be zstd|snappy|gzip|lz4|brotli|none")
+        raise ValueError(f"synth config `compression` must be zstd|snappy|gzip|lz4|brotli|none, got {cfg.compression!r}")
     return cfg
 
 
@@ -140,14 +148,13 @@ def load_synth_config(config: dict | str | os.PathLike | SynthConfig | None = No
                       ) -> SynthConfig:
     """Resolve a config: None (bundled defaults), a YAML path, a dict of overrides, or a
     `SynthConfig`. Dict overrides apply on top of the bundled `synthetic.yaml`."""
-    from pragmatiq.configs import config_path
+    from pragmatiq.configs import config_path, read_yaml
 
     if isinstance(config, SynthConfig):
         return validate_config(dataclasses.replace(config))
     base: dict[str, Any] = {}
     try:
-        with open(config_path(DEFAULT_CONFIG)) as f:
-            base = yaml.safe_load(f) or {}
+        base = read_yaml(config_path(DEFAULT_CONFIG)) or {}
     except FileNotFoundError:
         base = {}
     if config is None:
@@ -156,8 +163,7 @@ def load_synth_config(config: dict | str | os.PathLike | SynthConfig | None = No
         overrides = dict(config)
     elif isinstance(config, (str, os.PathLike)):
         path = config_path(config)
-        with open(path) as f:
-            overrides = yaml.safe_load(f) or {}
+        overrides = read_yaml(path) or {}
         if not isinstance(overrides, dict):
             raise ValueError(f"{path}: a synth config must be a YAML mapping")
     else:

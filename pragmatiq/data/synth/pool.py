@@ -68,7 +68,6 @@ def everyday_fields(day, U, N, u, P, stress, eng, trip, w: World):
 
 
 def _txn(ts, day, F, N, u, P, stress, eng, trip, w: World):
-    n = len(day)
     # Category from the user's own mix; gambling rises with stress and risk appetite.
     cat = _rowpick(P["mix_cdf"], u, F[0])
     p_g = np.clip(P["base_g"][u] * np.exp(1.1 * stress + 0.6 * P["risk"][u] - 1.2), 0, 0.3)

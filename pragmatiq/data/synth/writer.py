@@ -26,6 +26,8 @@ from pragmatiq.data.synth.block import generate_block
 from pragmatiq.data.synth.config import load_synth_config
 from pragmatiq.data.synth.world import US_PER_DAY, World, build_world
 
+GENERATOR = "pragmatiq.data.synth"  # the manifest's mark of a book written here
+
 _WORLD: World | None = None
 _TMP: Path | None = None
 
@@ -104,16 +106,35 @@ def _iso(us: int) -> str:
     return str(np.datetime64(int(us), "us"))
 
 
-def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = True) -> dict:
+def _check_replaceable(out: Path) -> None:
+    """Refuse to write over a dataset this generator did not write (a bank's own book, say):
+    `out` may be new, empty, or hold an earlier synthetic bank (its manifest says so)."""
+    found = [name for name in (*schema.REQUIRED_FILES, *schema.OPTIONAL_FILES, schema.LABELS_DIR) if (out / name).exists()]
+    if not found:
+        return
+    try:
+        generator = json.loads((out / "manifest.json").read_text()).get("generator")
+    except (OSError, ValueError, AttributeError):
+        generator = None
+    if generator != GENERATOR:
+        raise ValueError(f"{out} already holds a dataset that pragmatiq synth did not write ({', '.join(found)}); "
+                         "writing a synthetic bank there would replace it: choose another --out, or pass "
+                         "--force (force=True) to replace it")
+
+
+def synthesize(config=None, out="data", n_workers: int = 1, *, progress: bool = True, force: bool = False) -> dict:
     """Write a synthetic bank (events, profiles, transfers, 7 label tables, manifest) into
-    `out` and return the manifest. `config`: dict of overrides, YAML path, or None."""
+    `out` and return the manifest. `config`: dict of overrides, YAML path, or None. A directory
+    holding another dataset is refused unless `force`; an earlier synthetic bank is replaced."""
     from tqdm import tqdm
 
     cfg = load_synth_config(config)
     if not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
-    world = build_world(cfg)
     out = Path(out)
+    if not force:
+        _check_replaceable(out)
+    world = build_world(cfg)
     (out / schema.LABELS_DIR).mkdir(parents=True, exist_ok=True)
     # manifest.json is written last: its presence marks a complete book, so a stale one
     # from an earlier run must not survive a run that fails half-way.
@@ -200,7 +221,7 @@ def _manifest(world: World, rows, positives, totals, extra, files, out: Path) ->
     prevalence = {t: positives[t] / rows[t] if rows[t] else None for t in schema.LABEL_SCHEMAS}
     agg = aggregates(totals, positives, rows)
     return {
-        "generator": "pragmatiq.data.synth",
+        "generator": GENERATOR,
         "config": cfg.to_dict(),
         "versions": {"pragmatiq": getattr(pragmatiq, "__version__", "unknown"),
                      "pyarrow": pa.__version__, "numpy": np.__version__},

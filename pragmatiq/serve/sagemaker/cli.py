@@ -62,12 +62,12 @@ def upload_cmd(path: Path, bucket: str, prefix: str, region: str | None) -> None
               required=True)
 @click.option("--entry-point", default="train.py", show_default=True)
 @click.option("--instance-type", default="ml.g5.2xlarge", show_default=True)
-@click.option("--instance-count", default=1, show_default=True, type=int)
-@click.option("--volume-gb", default=100, show_default=True, type=int)
-@click.option("--max-run", "max_run_s", default=24 * 3600, show_default=True, type=int)
+@click.option("--instance-count", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--volume-gb", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-run", "max_run_s", default=24 * 3600, show_default=True, type=click.IntRange(min=1))
 @click.option("--spot/--no-spot", default=False, show_default=True,
               help="Managed spot training (needs --checkpoint).")
-@click.option("--max-wait", "max_wait_s", default=None, type=int,
+@click.option("--max-wait", "max_wait_s", default=None, type=click.IntRange(min=1),
               help="Spot: max seconds waiting + running (default 2x --max-run).")
 @click.option("--checkpoint", "checkpoint_uri", default=None,
               help="s3:// prefix synced with /opt/ml/checkpoints.")
@@ -101,12 +101,12 @@ def _deploy_options(fn):
         click.option("--image-uri", required=True, help="The pragmatiq serving image in ECR."),
         click.option("--role", "role_arn", required=True, help="SageMaker execution role ARN."),
         click.option("--instance-type", default="ml.g5.xlarge", show_default=True),
-        click.option("--instance-count", default=1, show_default=True, type=int),
-        click.option("--max-users", default=256, show_default=True, type=int,
+        click.option("--instance-count", default=1, show_default=True, type=click.IntRange(min=1)),
+        click.option("--max-users", default=256, show_default=True, type=click.IntRange(min=1),
                      help="Largest request (users) for shared-memory sizing."),
-        click.option("--max-events", default=2048, show_default=True, type=int,
+        click.option("--max-events", default=2048, show_default=True, type=click.IntRange(min=1),
                      help="Largest history (events per user) for shared-memory sizing."),
-        click.option("--shm-bytes", default=None, type=int,
+        click.option("--shm-bytes", default=None, type=click.IntRange(min=1),
                      help="SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE (overrides the sizing)."),
         click.option("--env", "envs", multiple=True, help="Extra container env KEY=VALUE."),
         click.option("--wait/--no-wait", default=True, show_default=True),
