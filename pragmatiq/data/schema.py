@@ -31,6 +31,10 @@ LABELS_DIR = "labels"
 
 SOURCES = ("transaction", "app", "trading", "communication")
 
+# A number as field and attribute values write it (what the tokenizer parses): optional sign,
+# digits with an optional decimal point, optional exponent. Not "1,566.20", "£12", "NaN", "inf".
+NUMBER_PATTERN = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+
 EVENTS = pa.schema(
     [("user_id", pa.string()), ("ts", TS), ("source", pa.string()), ("fields", STR_MAP)]
 )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 
 KINDS = ("numeric", "categorical", "text")
 
@@ -33,15 +35,61 @@ class TokenizerConfig:
     kinds: dict[str, str] = field(default_factory=dict)  # per-key override: key -> kind
 
     def __post_init__(self):
+        _check_values(self)
         for key, kind in self.kinds.items():
-            if kind not in KINDS:
+            if not isinstance(key, str) or kind not in KINDS:
                 raise ValueError(
                     f"tokenizer config: kind of key {key!r} is {kind!r}; expected one of {KINDS}")
-        if self.max_event_tokens < 2:
-            raise ValueError("tokenizer config: max_event_tokens must be at least 2")
+        _check_timezone(self.calendar_tz)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# the allowed range of each numeric setting: (lowest, highest, whether the lowest itself is allowed).
+# Token positions and tokens per event are stored as int8: at most 127 tokens per event, 128 pieces.
+_RANGES = {
+    "target_vocab": (1, None, True), "n_buckets": (1, None, True), "categorical_max": (0, None, True),
+    "numeric_min_parse": (0.0, 1.0, False), "numeric_min_distinct": (0, None, True),
+    "max_event_tokens": (2, 127, True), "max_profile_tokens": (0, None, True), "max_events": (1, None, True),
+    "max_text_pieces": (1, 128, True), "sample_size": (1, None, True), "distinct_cap": (1, None, True),
+    "min_value_count": (0, None, True), "seed": (0, None, True),
+}
+_TYPES = {"int": numbers.Integral, "float": numbers.Real, "str": str, "bool": bool, "dict[str, str]": dict}
+_WHAT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+         "dict[str, str]": "a mapping of key: kind"}
+
+
+def _check_values(cfg: "TokenizerConfig") -> None:
+    """Every setting of its type, numbers in their range: a one-line error naming the setting, not
+    a failure deep inside fitting or encoding. NumPy scalars are stored as Python's."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, np.generic):
+            value = value.item()
+            object.__setattr__(cfg, f.name, value)
+        kind = str(f.type)
+        if not isinstance(value, _TYPES[kind]) or (kind in ("int", "float") and isinstance(value, bool)):
+            raise ValueError(f"tokenizer config: {f.name} must be {_WHAT[kind]}, got {value!r}")
+        if f.name in _RANGES:
+            low, high, low_ok = _RANGES[f.name]
+            if value < low or (value == low and not low_ok) or (high is not None and value > high):
+                span = (f"{'>=' if low_ok else '>'} {low}" if high is None
+                        else f"in {'[' if low_ok else '('}{low}, {high}]")
+                raise ValueError(f"tokenizer config: {f.name} must be {span}, got {value!r}")
+
+
+@lru_cache(maxsize=32)
+def _check_timezone(tz: str) -> None:
+    """calendar_tz must name a timezone Arrow knows (checked once per name)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        pc.hour(pa.array([0], pa.timestamp("us", tz=tz)))
+    except (pa.ArrowException, ValueError) as exc:
+        raise ValueError(f"tokenizer config: calendar_tz {tz!r} is not a timezone ({exc}); use an IANA "
+                         "name such as 'UTC' or 'Europe/London'") from None
 
 
 def load_tokenizer_config(config=None) -> TokenizerConfig:
@@ -61,11 +109,19 @@ def load_tokenizer_config(config=None) -> TokenizerConfig:
         values = read_yaml(config_path(config))
     else:
         raise TypeError(f"tokenizer config must be a dict, a YAML path or None, not {type(config)}")
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: expected a mapping of tokenizer settings (key: value), got a "
+                         f"{type(values).__name__}: {values!r:.80}")
     valid = {f.name for f in dataclasses.fields(TokenizerConfig)}
     unknown = sorted(set(values) - valid)
     if unknown:
         raise ValueError(f"{source}: unknown tokenizer config key(s) {unknown}; valid keys: {sorted(valid)}")
-    return TokenizerConfig(**values)
+    try:
+        return TokenizerConfig(**values)
+    except ValueError as exc:
+        if isinstance(config, (str, os.PathLike)):
+            raise ValueError(f"{source}: {exc}") from None
+        raise
 
 
 def read_yaml(path: Path) -> dict:

@@ -191,9 +191,12 @@ def entry_order(erow: np.ndarray, key_id: np.ndarray, n_fields: np.ndarray) -> n
 
 
 def _ts_us(column) -> np.ndarray:
+    """(N,) int64 µs since the epoch of a timestamp column of any unit (ns truncated to µs, as
+    the validator's fix casts). Nulls become 0: the batch path refuses them up front
+    (`inputs.check_dataset`), the records path checks every record."""
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_timestamp(col.type):
-        col = pc.cast(col, pa.timestamp("us", tz=col.type.tz))
+        col = pc.cast(col, pa.timestamp("us", tz=col.type.tz), safe=False)
         col = col.view(pa.int64()) if hasattr(col, "view") else pc.cast(col, pa.int64())
     return pc.fill_null(pc.cast(col, pa.int64()), 0).to_numpy(zero_copy_only=False)
 

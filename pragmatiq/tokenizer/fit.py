@@ -32,6 +32,8 @@ from pragmatiq.tokenizer.ranges import batch_units, iter_rows, ordered_map
 from pragmatiq.tokenizer.vocab import LIFELONG_PREFIX, PRESENT, PROFILE_PREFIX, SOURCE_KEY, SPECIALS, Vocab
 
 BATCH_ROWS = 131_072
+N_EXAMPLES = 3  # unparsable values kept per key, for the warning
+NUMERIC_WARN_SHARE = 0.25  # a measurement-like key parsing this often, yet not numeric, is warned about
 UNIT_ROWS = 4 * BATCH_ROWS  # a row group larger than this is split between worker tasks
 
 
@@ -81,6 +83,7 @@ class KeyStats:
     n_decimal: int = 0
     sample: np.ndarray = field(default_factory=lambda: np.zeros(0))  # parsed numbers kept
     priority: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    unparsable: list[str] = field(default_factory=list)  # the first few non-empty values that are not numbers
 
 
 @dataclass
@@ -121,6 +124,7 @@ class Fitter:
     def __init__(self, config: TokenizerConfig):
         self.config = config
         self.stats: dict[str, KeyStats] = {}
+        self.warnings: list[str] = []  # set by build()
         self.rng = np.random.default_rng(config.seed)
 
     def add(self, keys: pa.Array, values: pa.Array) -> None:
@@ -144,6 +148,11 @@ class Fitter:
         st.distinct.update(values, counts)
         st.n_numeric += int(counts[ok].sum())
         st.n_decimal += int(counts[ok & decimal].sum())
+        if len(st.unparsable) < N_EXAMPLES and not ok.all():
+            bad = values.filter(pa.array(~ok))
+            for v in bad.filter(pc.not_equal(bad, "")).slice(0, N_EXAMPLES).to_pylist():
+                if v not in st.unparsable and len(st.unparsable) < N_EXAMPLES:
+                    st.unparsable.append(v)
         # bottom-k sample of the parsed numbers, weighted by their counts (capped per value)
         reps = np.minimum(counts[ok], self.config.sample_size)
         sample = np.repeat(nums[ok], reps)
@@ -157,6 +166,16 @@ class Fitter:
                 st.sample, st.priority = st.sample[keep], st.priority[keep]
 
     # ------------------------------------------------------------------ decisions
+    def _many(self, st: KeyStats) -> bool:
+        """More distinct values than a categorical key may have."""
+        return st.distinct.overflow or len(st.distinct) > self.config.categorical_max
+
+    def _measured(self, st: KeyStats) -> bool:
+        """Values that look like measurements, not codes: many distinct values, or mostly
+        decimals with at least numeric_min_distinct distinct values."""
+        decimal = st.n_decimal >= 0.5 * max(st.n_numeric, 1)
+        return self._many(st) or (decimal and len(st.distinct) >= self.config.numeric_min_distinct)
+
     def kind_of(self, key: str) -> str:
         cfg, st = self.config, self.stats[key]
         if key in cfg.kinds:
@@ -165,19 +184,41 @@ class Fitter:
             return "categorical"
         nonempty = st.n - st.distinct.get("", 0)
         numeric = nonempty > 0 and st.n_numeric >= cfg.numeric_min_parse * nonempty
-        many = st.distinct.overflow or len(st.distinct) > cfg.categorical_max
-        decimal = st.n_decimal >= 0.5 * max(st.n_numeric, 1)
-        if numeric and (many or (decimal and len(st.distinct) >= cfg.numeric_min_distinct)):
+        if numeric and self._measured(st):
             return "numeric"
-        if not many:
+        if not self._many(st):
             return "categorical"
         return "text"
 
+    def numeric_warning(self, key: str, kind: str) -> str | None:
+        """A warning for a key whose values look like measurements but that is not numeric
+        because too many of them do not parse (thousands separators, currency signs, 'NaN' text):
+        a parse share from NUMERIC_WARN_SHARE up to numeric_min_parse."""
+        cfg, st = self.config, self.stats[key]
+        if kind == "numeric" or key in cfg.kinds or key.startswith(LIFELONG_PREFIX) or key == SOURCE_KEY:
+            return None
+        nonempty = st.n - st.distinct.get("", 0)
+        share = st.n_numeric / nonempty if nonempty else 0.0
+        if not (NUMERIC_WARN_SHARE <= share < cfg.numeric_min_parse and self._measured(st)):
+            return None
+        name, where = ((key[len(PROFILE_PREFIX):], "profiles.parquet attributes")
+                       if key.startswith(PROFILE_PREFIX) else (key, "events.parquet fields"))
+        ex = ", ".join(repr(v) for v in st.unparsable)
+        return (f"{where} key {name!r}: {1 - share:.1%} of its {nonempty:,} values do not parse as numbers "
+                f"(e.g. {ex}), more than numeric_min_parse {cfg.numeric_min_parse} allows, so it is encoded as "
+                f"{kind} instead of numeric buckets; write plain numbers such as '1566.20' (no thousands "
+                "separators or currency signs; leave a missing value out of the map rather than 'NaN'), or "
+                f"set `kinds: {{{key}: numeric}}` in the tokenizer config (unparsable values then become [UNK])")
+
     def build(self) -> Vocab:
+        """The vocabulary; `self.warnings` then holds what the user should know about it."""
         cfg = self.config
         specs, text_values = [], []
+        self.warnings = []
         for key in sorted(self.stats):
             kind = self.kind_of(key)
+            if (note := self.numeric_warning(key, kind)) is not None:
+                self.warnings.append(note)
             st = self.stats[key]
             if kind == "numeric":
                 x = st.sample[np.isfinite(st.sample) & (st.sample != 0)]
@@ -239,9 +280,12 @@ def unit_stats(path: str, kind: str, start: int, stop: int) -> list:
 
 
 def fit_vocab(data_dir: str | Path, config: TokenizerConfig, progress=None, pool=None,
-              window: int = 4) -> Vocab:
+              window: int = 4, notes: list[str] | None = None) -> Vocab:
     """Stream events and profiles once and fit the vocabulary. With a `pool`, units of whole
-    batches are read by its workers (at most `window` in flight) and merged here in order."""
+    batches are read by its workers (at most `window` in flight) and merged here in order.
+    Warnings about the fit (`Fitter.warnings`) go to `notes` when given, else to stderr."""
+    from pragmatiq.tokenizer.inputs import warn
+
     data_dir = Path(data_dir)
     fitter = Fitter(config)
     for name, kind in ((schema.EVENTS_FILE, "events"), (schema.PROFILES_FILE, "profiles")):
@@ -257,4 +301,10 @@ def fit_vocab(data_dir: str | Path, config: TokenizerConfig, progress=None, pool
                 fitter.merge(ps)
             if progress is not None and kind == "events":
                 progress.update(n_rows)
-    return fitter.build()
+    vocab = fitter.build()
+    if notes is not None:
+        notes.extend(fitter.warnings)
+    else:
+        for note in fitter.warnings:
+            warn(note)
+    return vocab

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+from pragmatiq.data.schema import NUMBER_PATTERN as _NUMBER
 
 
 def parse_numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -45,12 +45,19 @@ def batch_units(pf: pq.ParquetFile, batch_size: int, max_rows: int) -> list[tupl
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def user_chunks(users: pa.Array, chunk_rows: int) -> np.ndarray:
+def user_codes(users: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(N,) user ids -> (codes (N,) int, -1 for a null; the distinct users (U,) they index)."""
+    enc = pc.dictionary_encode(users)
+    return pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), enc.dictionary
+
+
+def user_chunks(users: pa.Array | np.ndarray, chunk_rows: int) -> np.ndarray:
     """(C+1,) row bounds of user-aligned chunks: batch k of `chunk_rows` rows (counted from row 0)
     is added to what is left over and cut before the first row of its last user, so a user never
-    spans two chunks; the rest is the last chunk. The same cut a sequential read makes."""
+    spans two chunks; the rest is the last chunk. The same cut a sequential read makes.
+    `users`: the ids, or their `user_codes`."""
     n = len(users)
-    codes = pc.fill_null(pc.dictionary_encode(users).indices, -1).to_numpy(zero_copy_only=False)  # (N,)
+    codes = users if isinstance(users, np.ndarray) else user_codes(users)[0]  # (N,)
     bounds, carry = [0], 0
     for end in range(chunk_rows, n + chunk_rows, chunk_rows):  # one step per chunk, not per row
         end = min(end, n)

@@ -8,7 +8,9 @@ Layout of a token directory:
     band-XX.parquet      users whose cost falls in length band XX (powers of two), zstd,
                          row groups of ROW_GROUP users, one row per user (rows.ROW_SCHEMA)
 
-Fit and encoding both run in a pool of workers that read the parquet files themselves.
+The dataset is checked first (`inputs.check_dataset`: schema, nulls, one profile per user; then
+each user's events one block, and in time order while encoding). Fit and encoding both run in a
+pool of workers that read the parquet files themselves.
 Encoding cuts the events into user-aligned chunks (boundaries depend only on the data), workers
 encode spans of whole chunks and the rows are written here in data order, so the output is
 byte-identical for any number of workers.
@@ -34,7 +36,9 @@ from pragmatiq.data import schema
 from pragmatiq.tokenizer.config import TokenizerConfig, load_tokenizer_config
 from pragmatiq.tokenizer.cuts import load_cuts
 from pragmatiq.tokenizer.encode import UnkCounter, encode_users
-from pragmatiq.tokenizer.ranges import READ_ROWS, cut_points, iter_rows, ordered_map, spans, user_chunks
+from pragmatiq.tokenizer.inputs import (check_contiguous, check_cut_coverage, check_dataset, check_out_dir,
+                                       check_time_order, warn)
+from pragmatiq.tokenizer.ranges import READ_ROWS, cut_points, iter_rows, ordered_map, spans, user_chunks, user_codes
 from pragmatiq.tokenizer.rows import row_schema
 from pragmatiq.tokenizer.vocab import Vocab
 
@@ -43,6 +47,7 @@ SPAN_ROWS = 262_144  # a worker task: whole chunks, at most about this many even
 ROW_GROUP = 64  # users per row group
 EVENT_COLUMNS = ["user_id", "ts", "source", "fields"]
 SUMMARY_COLUMNS = ["user_id", "n_events", "n_tokens", "n_profile", "cost"]  # what the index needs
+INDEX_COLUMNS = ["user_id", "band", "row", "cost", "n_events"]
 
 
 def band_of(cost: np.ndarray) -> np.ndarray:
@@ -54,18 +59,35 @@ def band_of(cost: np.ndarray) -> np.ndarray:
 _STATE: dict = {}
 
 
+def _as_string(ids: pa.Array) -> pa.Array:
+    """User ids as strings (integer or large-string ids are read as their text)."""
+    return ids if pa.types.is_string(ids.type) else pc.cast(ids, pa.string())
+
+
+def _read_profiles(path) -> pa.Table:
+    profiles = pq.read_table(path, columns=["user_id", "as_of", "attributes", "lifelong"])
+    if not pa.types.is_string(profiles.schema.field("user_id").type):
+        profiles = profiles.set_column(0, "user_id", _as_string(profiles.column("user_id").combine_chunks()))
+    return profiles
+
+
 def _init_worker(vocab_path: str, config: dict, profiles_path: str, cuts, events_path: str) -> None:
     _STATE["vocab"] = Vocab.load(vocab_path)
     _STATE["config"] = TokenizerConfig(**config)
-    _STATE["profiles"] = pq.read_table(profiles_path, columns=["user_id", "as_of", "attributes", "lifelong"])
+    _STATE["profiles"] = _read_profiles(profiles_path)
     _STATE["cuts"] = cuts
     _STATE["events"] = pq.ParquetFile(events_path)
+    _STATE["events_path"] = events_path
 
 
-def _encode_chunk(events: pa.Table | None, profile_users: pa.Array | None = None):
+def _encode_chunk(events: pa.Table | None, profile_users: pa.Array | None = None, offset: int = 0):
+    """The rows of one chunk of whole users (events from row `offset` of the file), or of the
+    users with a profile but no events (`events` None, `profile_users`)."""
     profiles = _STATE["profiles"]
     if events is not None:
-        users = pc.unique(events.column("user_id").combine_chunks())
+        ids = _as_string(events.column("user_id").combine_chunks())
+        check_time_order(ids, events.column("ts").combine_chunks(), offset, _STATE["events_path"])
+        users = pc.unique(ids)
         profs = profiles.filter(pc.is_in(profiles.column("user_id"), value_set=users))
     else:  # the users with a profile but no events
         profs = profiles.filter(pc.is_in(profiles.column("user_id"), value_set=profile_users))
@@ -88,15 +110,17 @@ def _encode_span(start: int, stop: int, bounds: np.ndarray) -> list:
     pf = _STATE["events"]
     batches = list(iter_rows(pf, start, stop, EVENT_COLUMNS, READ_ROWS))
     span = pa.Table.from_batches(batches) if batches else pf.schema_arrow.empty_table()
-    return [_encode_chunk(span.slice(a - start, b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [_encode_chunk(span.slice(a - start, b - a), offset=a) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _event_spans(path: Path) -> list[tuple[int, int, np.ndarray]]:
+def _event_spans(path: Path) -> tuple[list[tuple[int, int, np.ndarray]], pa.Array]:
     """User-aligned chunks of about CHUNK_ROWS events (cut from the user_id column alone),
-    grouped into spans of whole chunks for the workers."""
+    grouped into spans of whole chunks for the workers; and the distinct users. Refuses a file
+    whose users' events are not contiguous."""
     pf = pq.ParquetFile(path)
-    users = pq.read_table(path, columns=["user_id"]).column("user_id").combine_chunks()
-    return spans(user_chunks(users, CHUNK_ROWS), cut_points(pf, SPAN_ROWS))
+    codes, users = user_codes(pq.read_table(path, columns=["user_id"]).column("user_id").combine_chunks())
+    check_contiguous(codes, users, path)
+    return spans(user_chunks(codes, CHUNK_ROWS), cut_points(pf, SPAN_ROWS)), _as_string(users)
 
 
 # ---------------------------------------------------------------------- writer
@@ -152,8 +176,15 @@ def _pool(n_workers: int, **kwargs):
 
 
 def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, vocab=None, cuts=None,
-                     progress: bool = True) -> dict:
-    """Fit (unless `vocab` is given) and encode a dataset into a token directory."""
+                     progress: bool = True, report_coverage: bool = True) -> dict:
+    """Fit (unless `vocab` is given) and encode a dataset into a token directory.
+
+    Refused before any work (ValueError naming file, column and fix; see `inputs`): data that
+    breaks the contract in a way the tokenizer would misread, users whose events are not one
+    block, an `out_dir` that is (or holds) the dataset, `cuts` that name no user of the data.
+    `report_coverage`: warn when `cuts` cover only part of the data (off where the caller
+    reports label coverage itself, as the probes and labelled embedding do).
+    """
     from tqdm.auto import tqdm
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -161,25 +192,37 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
         if not (data_dir / name).is_file():
             raise FileNotFoundError(f"{data_dir / name} not found: a dataset directory holds "
                                     f"{schema.EVENTS_FILE} and {schema.PROFILES_FILE}")
+    check_out_dir(data_dir, out_dir)
+    profile_users = check_dataset(data_dir)  # the data contract, before any work
+    if vocab is not None:
+        fitted = Vocab.load(vocab)
+        cfg = TokenizerConfig(**fitted.config) if config is None else load_tokenizer_config(config)
+    else:
+        cfg = load_tokenizer_config(config)
+    cut_map = load_cuts(cuts)
+    tasks, event_users = _event_spans(data_dir / schema.EVENTS_FILE)  # refuses users split into blocks
+    n_cut = None
+    if cut_map is not None:
+        book_users = pc.unique(pa.concat_arrays([event_users, profile_users]))
+        n_cut = check_cut_coverage(cut_map, cuts, book_users, data_dir, quiet=not report_coverage)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in list(out_dir.glob("band-*.parquet")) + [out_dir / "index.parquet", out_dir / "manifest.json"]:
         old.unlink(missing_ok=True)
     n_events_in = pq.ParquetFile(data_dir / schema.EVENTS_FILE).metadata.num_rows
     if vocab is not None:
-        fitted = Vocab.load(vocab)
-        cfg = TokenizerConfig(**fitted.config) if config is None else load_tokenizer_config(config)
         if Path(vocab).resolve() != (out_dir / "vocab.json").resolve():
             shutil.copyfile(Path(vocab) if Path(vocab).is_file() else Path(vocab) / "vocab.json",
                             out_dir / "vocab.json")
     else:
-        cfg = load_tokenizer_config(config)
         from pragmatiq.tokenizer.fit import fit_vocab
 
+        notes: list[str] = []
         with tqdm(total=n_events_in, desc="fit vocabulary", unit="event", unit_scale=True,
                   disable=not progress, file=sys.stderr) as bar, _pool(n_workers) as pool:
-            fitted = fit_vocab(data_dir, cfg, progress=bar, pool=pool, window=2 * n_workers)
+            fitted = fit_vocab(data_dir, cfg, progress=bar, pool=pool, window=2 * n_workers, notes=notes)
+        for note in notes:  # after the bar, not inside its line
+            warn(note)
         fitted.save(out_dir / "vocab.json")
-    cut_map = load_cuts(cuts)
     init = (str(out_dir / "vocab.json"), cfg.to_dict(), str(data_dir / schema.PROFILES_FILE), cut_map,
             str(data_dir / schema.EVENTS_FILE))
     writer = _BandWriter(out_dir, row_schema(cfg.nemotron))
@@ -199,7 +242,6 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
         totals["tokens"] += int(pc.sum(rows.column("n_tokens")).as_py() or 0)
         totals["profile_tokens"] += int(pc.sum(rows.column("n_profile")).as_py() or 0)
 
-    tasks = _event_spans(data_dir / schema.EVENTS_FILE)
     with tqdm(total=n_events_in, desc="encode", unit="event", unit_scale=True,
               disable=not progress, file=sys.stderr) as bar:
         with _pool(n_workers, initializer=_init_worker, initargs=init) as pool:
@@ -225,8 +267,7 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
     pq.write_table(index, out_dir / "index.parquet", compression="zstd")
     for (what, key), n in sorted(unk.counts.items()):
         example = unk.examples.get((what, key))
-        print(f"warning: {n} {what} [UNK] for key {key!r}" + (f" (e.g. {example!r})" if example else ""),
-              file=sys.stderr)
+        warn(f"{n} {what} [UNK] for key {key!r}" + (f" (e.g. {example!r})" if example else ""))
     manifest = {
         "format": 1,
         "pragmatiq": pragmatiq.__version__,
@@ -236,6 +277,7 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
         **totals,
         "bands": {f"{b:02d}": n for b, n in sorted(writer.rows.items())},
         "cut": cut_map is not None,
+        **({"cut_users": n_cut} if n_cut is not None else {}),
         "config": cfg.to_dict(),
         "unk": unk.summary(),
     }
@@ -255,7 +297,10 @@ class TokenDataset:
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path} not found: is {self.dir} a token directory "
                                     "(made by `pragmatiq tokenize`)?")
-        self.manifest = json.loads(manifest_path.read_text())
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{manifest_path} is not valid JSON ({exc}): {self._retokenize()}") from None
         self.vocab = Vocab.load(self.dir / "vocab.json")
         if self.vocab.sha256 != self.manifest["vocab_sha256"]:
             raise ValueError(f"{self.dir}: vocab.json does not match the shards (hash "
@@ -264,7 +309,7 @@ class TokenDataset:
             raise ValueError(f"{self.dir}: shards were encoded with vocabulary {self.vocab.sha256[:12]}, "
                              f"but this run needs {expect_vocab_sha256[:12]}: re-tokenize with "
                              "--vocab RUN/vocab.json")
-        index = pq.read_table(self.dir / "index.parquet")
+        index = self._read_index()
         self.user_ids: list[str] = index.column("user_id").to_pylist()
         self.band = index.column("band").to_numpy().astype(np.int64)
         self.row = index.column("row").to_numpy().astype(np.int64)
@@ -273,6 +318,44 @@ class TokenDataset:
         self._files: dict[int, pq.ParquetFile] = {}
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_row_groups
+
+    def _retokenize(self) -> str:
+        manifest = getattr(self, "manifest", None)
+        data = manifest.get("data_dir", "DATA") if isinstance(manifest, dict) else "DATA"
+        return f"the token directory is damaged or incomplete; re-tokenize: pragmatiq tokenize {data} --out {self.dir}"
+
+    def _read_index(self) -> pa.Table:
+        """index.parquet, after checking it and every band file it refers to: present, readable
+        parquet (footers only), with the rows the index points at."""
+        path = self.dir / "index.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: {self._retokenize()}")
+        try:
+            index = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"{path} is not readable parquet ({' '.join(str(exc).split())}): "
+                             f"{self._retokenize()}") from None
+        missing = [c for c in INDEX_COLUMNS if c not in index.column_names]
+        if missing:
+            raise ValueError(f"{path} lacks column(s) {missing}: {self._retokenize()}")
+        if not index.num_rows:
+            return index
+        needed = index.select(["band", "row"]).group_by("band").aggregate([("row", "max")])
+        for band, last in zip(needed.column("band").to_pylist(), needed.column("row_max").to_pylist()):
+            band_path = self.dir / f"band-{band:02d}.parquet"
+            if not band_path.is_file():
+                raise FileNotFoundError(f"{band_path} not found ({path} refers to it): {self._retokenize()}")
+            try:
+                pf = pq.ParquetFile(band_path)
+            except (pa.ArrowException, OSError) as exc:
+                raise ValueError(f"{band_path} is not readable parquet ({' '.join(str(exc).split())}): "
+                                 f"{self._retokenize()}") from None
+            n_rows = pf.metadata.num_rows
+            pf.close()
+            if n_rows <= last:
+                raise ValueError(f"{band_path} holds {n_rows:,} users but {path} refers to row {last:,}: "
+                                 f"{self._retokenize()}")
+        return index
 
     def __len__(self) -> int:
         return len(self.user_ids)

@@ -393,6 +393,43 @@ def test_identifier_field_is_flagged_but_repeating_text_and_amounts_are_not(tmp_
     assert report.exit_code == 0
 
 
+@pytest.mark.parametrize("bad, share, example", [
+    (lambda i: f"{1000 + i * 13.37:,.2f}", "10.0%", "'1,000.00'"),  # thousands separators
+    (lambda i: "NaN", "10.0%", "'NaN'"),
+])
+def test_measurement_key_with_unparsable_numbers_warns(tmp_path, bad, share, example):
+    n = 300
+    events = pa.table({
+        "user_id": ["u1"] * n,
+        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "source": ["transaction"] * n,
+        "fields": [[("amount", bad(i) if i % 10 == 0 else f"{i * 1.37:.2f}"), ("mcc", str(5000 + i % 7))]
+                   for i in range(n)],
+    }, schema=schema.EVENTS)
+    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
+                                         transfers=None, labels={}))
+    f = only(report, "unparsable-numbers")
+    assert f.severity == "warning" and f.column == "fields" and f.count == 30 and f.unit == "values"
+    assert f"key 'amount' looks numeric but {share} of its 300 values" in f.message
+    assert f.examples[0] == example and "kinds: {amount: numeric}" in f.fix
+    assert report.exit_code == 0
+
+
+def test_clean_or_textual_keys_are_not_unparsable_numbers(tmp_path):
+    n = 300
+    events = pa.table({
+        "user_id": ["u1"] * n,
+        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "source": ["transaction"] * n,
+        "fields": [[("amount", "N/A" if i == 7 else f"{i * 1.37:.2f}"),  # one bad value: numeric, an [UNK]
+                    ("merchant", f"SHOP {i}" if i % 5 else str(i)),  # text with some numbers
+                    ("mcc", "x" if i % 2 else str(5000 + i % 7))] for i in range(n)],  # codes
+    }, schema=schema.EVENTS)
+    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
+                                         transfers=None, labels={}))
+    assert "unparsable-numbers" not in {f.check for f in report.findings}
+
+
 def test_identifier_needs_enough_occurrences(tmp_path):
     ev = tiny_events()  # 12 events, all values unique per key: too few to judge
     assert "identifier-field" not in {f.check for f in validate_dataset(write_tiny(tmp_path, events=ev)).findings}
@@ -514,6 +551,7 @@ def test_finding_line_and_report_dict(tmp_path):
     assert f.line() == ("ERROR events.parquet[ts]: column 'ts' is timestamp[ns] "
                         "(12 rows; e.g. row 0, row 1) — fix: cast it")
     assert f.to_dict()["examples"] == ["row 0", "row 1"]
+    assert f.line("data", severity=False).startswith("data/events.parquet[ts]: column 'ts' is timestamp[ns] ")
     report = validate_dataset(write_tiny(tmp_path, profiles=tiny_profiles(USERS + ("u4",))))
     d = json.loads(json.dumps(report.to_dict()))
     assert d["exit_code"] == 0 and d["n_warnings"] == 1 and d["findings"][0]["check"] == "no-events"

@@ -19,7 +19,7 @@ from pragmatiq.data.validate.report import ERROR, WARNING, Finding
 from pragmatiq.data.validate.scan import (IdSet, Tally, TableScan, map_keys_leaf, quote,
                                           row_examples, show)
 
-_SORT_FIX = ('sort by user then time before writing: table = table.sort_by([("user_id", '
+SORT_FIX = ('sort by user then time before writing: table = table.sort_by([("user_id", '
              '"ascending"), ("ts", "ascending")]) (for files larger than memory: ORDER BY '
              "user_id, ts in Spark/DuckDB)")
 _SOURCES = pa.array(schema.SOURCES, pa.string())
@@ -162,10 +162,10 @@ class EventChecks:
             ex = tuple(quote(u) for u in split.slice(0, 3).to_pylist())
             out.append(Finding(ERROR, r, "user_id", "not-contiguous",
                                "users whose events are split into several runs (each user's "
-                               "events must be one contiguous block)", len(split), ex, _SORT_FIX,
+                               "events must be one contiguous block)", len(split), ex, SORT_FIX,
                                "users"))
         out += self.backwards.finding(ERROR, r, "ts", "ts-out-of-order",
-                                      "timestamps go backwards within a user's events", _SORT_FIX)
+                                      "timestamps go backwards within a user's events", SORT_FIX)
         valid = ", ".join(schema.SOURCES)
         out += self.unknown.finding(ERROR, r, "source", "unknown-source",
                                     f"unknown source (valid: {valid})", self._source_fix(valid))

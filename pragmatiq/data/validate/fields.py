@@ -1,7 +1,8 @@
 """Checks on key–value columns (`fields` of events, `attributes` of profiles): rows with no
-entries, and keys whose values are all distinct — per-row identifiers (transaction ids,
+entries, keys whose values are all distinct — per-row identifiers (transaction ids,
 references, emails) that carry no behaviour and would each become their own vocabulary entry
-or a string of BPE noise.
+or a string of BPE noise — and measurement-like keys (amounts) with too many values that do
+not parse as numbers ("1,566.20", "NaN"), which the tokenizer then does not bucket as numbers.
 
 Both map<string,string> and struct<string...> (pyarrow's inference from dicts) are read: for a
 struct each child is a key and a null child is an absent key. Identifier detection looks at a
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pragmatiq.data.schema import NUMBER_PATTERN
 from pragmatiq.data.validate.report import WARNING, Finding
 from pragmatiq.data.validate.scan import Tally, quote, row_examples
 
@@ -22,6 +24,12 @@ SAMPLE_ROWS = 100_000  # rows read for identifier detection
 MIN_OCCURRENCES = 500  # a key must appear this often in the sample to be judged
 UNIQUE_SHARE = 0.95  # distinct / occurrences at or above this -> identifier
 _DECIMAL = r"^-?[0-9]+[.,][0-9]+$"  # measurements (amounts, prices) are numeric, not ids
+# Numeric keys as the tokenizer infers them (its defaults, pragmatiq.tokenizer.TokenizerConfig):
+# at least NUMERIC_MIN_PARSE of the non-empty values parse as numbers and the values look like
+# measurements (more than CATEGORICAL_MAX distinct, or mostly decimals with NUMERIC_MIN_DISTINCT).
+NUMERIC_MIN_PARSE, CATEGORICAL_MAX, NUMERIC_MIN_DISTINCT = 0.98, 1000, 64
+NUMERIC_WARN_SHARE = 0.25  # from this parse share up, a measurement-like key that falls short is reported
+MIN_NUMERIC_VALUES = 100  # non-empty values a key needs in the sample to be judged
 
 
 def entry_counts(arr: pa.Array) -> pa.Array:
@@ -111,7 +119,7 @@ class KeyValueChecks:
             f"events with an empty '{self.column}' map carry only their source and time",
             "give each event its fields (amount, mcc, screen, ...); drop events that have none "
             "if they mean nothing")
-        return out + self._identifiers()
+        return out + self._identifiers() + self._unparsable_numbers()
 
     def _identifiers(self) -> list[Finding]:
         if not self._keys:
@@ -140,4 +148,44 @@ class KeyValueChecks:
                 row["value_count"], tuple(quote(x) for x in vals.to_pylist()),
                 f"drop '{key}' from {self.column} before writing (or replace it with something "
                 "that repeats, e.g. its type or category)", self.unit))
+        return out
+
+    def _unparsable_numbers(self) -> list[Finding]:
+        """Keys whose values look like measurements but partly do not parse as numbers, so the
+        tokenizer (default numeric_min_parse) makes them categorical or text."""
+        if not self._keys:
+            return []
+        keys, values = pa.concat_arrays(self._keys), pa.concat_arrays(self._values)
+        nonempty = pc.not_equal(values, "")
+        keys, values = keys.filter(nonempty), values.filter(nonempty)
+        if not len(keys):
+            return []
+        number = pc.fill_null(pc.match_substring_regex(values, NUMBER_PATTERN), False)
+        decimal = pc.and_(number, pc.match_substring(values, "."))
+        g = pa.table({"key": keys, "value": values, "number": number, "decimal": decimal}).group_by(
+            "key").aggregate([("value", "count"), ("value", "count_distinct"), ("number", "sum"),
+                              ("decimal", "sum")])
+        n, d = g["value_count"], g["value_count_distinct"]
+        share = pc.divide(pc.cast(g["number_sum"], pa.float64()), n)
+        decimals = pc.greater_equal(pc.cast(g["decimal_sum"], pa.float64()),
+                                    pc.multiply(pc.cast(pc.max_element_wise(g["number_sum"], 1), pa.float64()), 0.5))
+        measured = pc.or_(pc.greater(d, CATEGORICAL_MAX),
+                          pc.and_(decimals, pc.greater_equal(d, NUMERIC_MIN_DISTINCT)))
+        flag = pc.and_(pc.and_(pc.greater_equal(n, MIN_NUMERIC_VALUES), measured),
+                       pc.and_(pc.greater_equal(share, NUMERIC_WARN_SHARE), pc.less(share, NUMERIC_MIN_PARSE)))
+        out = []
+        for row in g.filter(flag).to_pylist():  # one row per flagged key: a handful at most
+            key = row["key"]
+            bad = values.filter(pc.and_(pc.equal(keys, key), pc.invert(number)))
+            ex = pc.unique(bad.slice(0, 1000)).slice(0, 3).to_pylist()
+            n_bad = row["value_count"] - row["number_sum"]
+            out.append(Finding(
+                WARNING, self.rel, self.column, "unparsable-numbers",
+                f"key '{key}' looks numeric but {n_bad / row['value_count']:.1%} of its "
+                f"{row['value_count']:,} values (first {self._sampled:,} rows sampled) do not parse as numbers, "
+                f"more than the tokenizer's numeric_min_parse {NUMERIC_MIN_PARSE} allows: it will not be "
+                "bucketed as a number (it becomes categorical or text)", n_bad, tuple(quote(x) for x in ex),
+                "write plain numbers such as '1566.20' (no thousands separators or currency signs; leave a "
+                f"missing value out of the map rather than 'NaN'), or set kinds: {{{key}: numeric}} in the "
+                "tokenizer config", "values"))
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 ERROR = "error"
@@ -27,9 +28,11 @@ class Finding:
     fix: str
     unit: str = "rows"
 
-    def line(self) -> str:
-        """`ERROR events.parquet[ts]: ... (12 rows, e.g. ...) — fix: ...`"""
-        where = self.file + (f"[{self.column}]" if self.column else "")
+    def line(self, root: str | os.PathLike | None = None, severity: bool = True) -> str:
+        """`ERROR events.parquet[ts]: ... (12 rows, e.g. ...) — fix: ...`; with `root` the file is
+        named by its path (`data/events.parquet[ts]: ...`), without `severity` no ERROR/WARNING."""
+        where = (os.path.join(root, self.file) if root else self.file) + (
+            f"[{self.column}]" if self.column else "")
         detail = []
         if self.count:
             unit = self.unit[:-1] if self.count == 1 and self.unit.endswith("s") else self.unit
@@ -38,7 +41,7 @@ class Finding:
             detail.append("e.g. " + ", ".join(self.examples))
         extent = f" ({'; '.join(detail)})" if detail else ""
         fix = f" — fix: {self.fix}" if self.fix else ""
-        return f"{self.severity.upper()} {where}: {self.message}{extent}{fix}"
+        return (f"{self.severity.upper()} " if severity else "") + f"{where}: {self.message}{extent}{fix}"
 
     def to_dict(self) -> dict:
         d = asdict(self)

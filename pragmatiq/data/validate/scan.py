@@ -190,6 +190,76 @@ _NULL_FIX = {
 }
 
 
+def column_findings(pf: pq.ParquetFile, rel: str, expected: pa.Schema, schema_name: str,
+                    columns: tuple[str, ...] | None = None,
+                    accept: Callable[[pa.DataType, pa.DataType], bool] = accepts,
+                    ) -> tuple[dict[str, pa.DataType], list[Finding]]:
+    """The checks a file's schema alone answers: every contract column (`columns`, default all)
+    exists and has an accepted type. Reads no data beyond a 64-row head of mistyped columns
+    (it picks the exact fix, e.g. the epoch unit). -> (plan: the present columns and their
+    contract types, findings). `accept(actual, expected)`: the type rule (default: the
+    contract's; a reader that converts more, such as the tokenizer, passes its own)."""
+    num_rows = pf.metadata.num_rows
+    actual = pf.schema_arrow
+    plan: dict[str, pa.DataType] = {}
+    findings: list[Finding] = []
+    mistyped: list[str] = []
+    for name in columns or tuple(expected.names):
+        exp = expected.field(name).type
+        if actual.get_field_index(name) < 0:
+            findings.append(Finding(
+                ERROR, rel, name, "missing-column",
+                f"column '{name}' ({exp}) is missing; the file has {actual.names}",
+                num_rows, (), f"add '{name}' as {exp} ({schema_name})"))
+            continue
+        plan[name] = exp
+        if not accept(actual.field(name).type, exp):
+            mistyped.append(name)
+    if not mistyped:
+        return plan, findings
+    sample = {}
+    if num_rows:
+        try:
+            head = next(pf.iter_batches(batch_size=64, columns=mistyped))
+            sample = dict(zip(head.schema.names, head.columns))
+        except (pa.ArrowException, OSError, StopIteration):
+            sample = {}
+    for name in mistyped:
+        act, exp = actual.field(name).type, expected.field(name).type
+        findings.append(Finding(
+            ERROR, rel, name, "wrong-dtype",
+            f"column '{name}' is {act}{dtype_hint(act, exp)}, the contract says {exp}",
+            num_rows, (), dtype_fix(name, act, exp, schema_name, sample.get(name))))
+    return plan, findings
+
+
+def null_finding(rel: str, name: str, count: int, examples: list[str] | tuple[str, ...]) -> list[Finding]:
+    """The error for `count` nulls in required column `name` (none when count is 0)."""
+    if not count:
+        return []
+    return [Finding(ERROR, rel, name, "null-values", f"required column '{name}' has nulls", count,
+                    tuple(examples[:N_EXAMPLES]),
+                    _NULL_FIX.get(name, f'drop or fill these rows: table = '
+                                        f'table.filter(pc.is_valid(table["{name}"]))'))]
+
+
+def metadata_null_counts(pf: pq.ParquetFile, names: list[str]) -> dict[str, int | None]:
+    """Nulls of top-level scalar columns from the parquet statistics alone (no data read);
+    None for a column whose row groups do not all record a null count."""
+    leaf = {pf.schema.column(i).path: i for i in range(len(pf.schema))}
+    out: dict[str, int | None] = {}
+    for name in names:
+        i, total = leaf.get(name), 0
+        for g in range(pf.metadata.num_row_groups if i is not None else 0):
+            stats = pf.metadata.row_group(g).column(i).statistics
+            if stats is None or not stats.has_null_count:
+                total = None
+                break
+            total += stats.null_count
+        out[name] = total if i is not None else None
+    return out
+
+
 class TableScan:
     """One parquet file against one contract schema: column and type checks up front, then
     null counts while the caller streams coerced columns with `batches()`.
@@ -201,43 +271,10 @@ class TableScan:
     def __init__(self, pf: pq.ParquetFile, rel: str, expected: pa.Schema, schema_name: str,
                  columns: tuple[str, ...] | None = None) -> None:
         self.pf, self.rel = pf, rel
-        self.findings: list[Finding] = []
         self.failed = False
         self.num_rows = pf.metadata.num_rows
-        actual = pf.schema_arrow
-        wanted = columns or tuple(expected.names)
-        self.plan: dict[str, pa.DataType] = {}
-        mistyped: list[str] = []
-        for name in wanted:
-            exp = expected.field(name).type
-            if actual.get_field_index(name) < 0:
-                self.findings.append(Finding(
-                    ERROR, rel, name, "missing-column",
-                    f"column '{name}' ({exp}) is missing; the file has {actual.names}",
-                    self.num_rows, (), f"add '{name}' as {exp} ({schema_name})"))
-                continue
-            self.plan[name] = exp
-            if not accepts(actual.field(name).type, exp):
-                mistyped.append(name)
-        self._report_dtypes(mistyped, expected, schema_name)
+        self.plan, self.findings = column_findings(pf, rel, expected, schema_name, columns)
         self.nulls = {name: Tally() for name in self.plan}
-
-    def _report_dtypes(self, mistyped: list[str], expected: pa.Schema, schema_name: str) -> None:
-        if not mistyped:
-            return
-        sample = {}
-        if self.num_rows:
-            try:
-                head = next(self.pf.iter_batches(batch_size=64, columns=mistyped))
-                sample = dict(zip(head.schema.names, head.columns))
-            except (pa.ArrowException, OSError, StopIteration):
-                sample = {}
-        for name in mistyped:
-            act, exp = self.pf.schema_arrow.field(name).type, expected.field(name).type
-            self.findings.append(Finding(
-                ERROR, self.rel, name, "wrong-dtype",
-                f"column '{name}' is {act}{dtype_hint(act, exp)}, the contract says {exp}",
-                self.num_rows, (), dtype_fix(name, act, exp, schema_name, sample.get(name))))
 
     def batches(self, batch_rows: int | None = None, read_as: dict[str, str] | None = None
                 ) -> Iterator[tuple[int, dict[str, pa.Array]]]:
@@ -273,8 +310,5 @@ class TableScan:
     def finish(self) -> list[Finding]:
         out = list(self.findings)
         for name, tally in self.nulls.items():
-            out += tally.finding(ERROR, self.rel, name, "null-values",
-                                 f"required column '{name}' has nulls",
-                                 _NULL_FIX.get(name, f'drop or fill these rows: table = '
-                                               f'table.filter(pc.is_valid(table["{name}"]))'))
+            out += null_finding(self.rel, name, tally.count, tally.examples)
         return out

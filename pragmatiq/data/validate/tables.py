@@ -26,16 +26,21 @@ def check_profiles(scan: TableScan) -> tuple[list[Finding], pa.Array | None]:
     if "user_id" not in scan.plan or not ids:
         return out, None
     counts = pc.value_counts(pa.concat_arrays(ids))
+    return out + duplicate_profiles(counts, scan.rel), counts.field("values")
+
+
+def duplicate_profiles(counts: pa.StructArray, rel: str) -> list[Finding]:
+    """The error for users with more than one profile row; `counts` is `pc.value_counts` of
+    the non-null profile user ids."""
     dup = counts.filter(pc.greater(counts.field("counts"), 1))
-    if len(dup):
-        ex = tuple(f"{quote(d['values'])} ({d['counts']} rows)"
-                   for d in dup.slice(0, 3).to_pylist())
-        out.append(Finding(
-            ERROR, scan.rel, "user_id", "duplicate-profile",
-            "users with more than one profile row (one row per user)", len(dup), ex,
-            "keep one row per user, e.g. the latest: df.sort_values('as_of')"
-            ".drop_duplicates('user_id', keep='last')", "users"))
-    return out, counts.field("values")
+    if not len(dup):
+        return []
+    ex = tuple(f"{quote(d['values'])} ({d['counts']} rows)" for d in dup.slice(0, 3).to_pylist())
+    return [Finding(
+        ERROR, rel, "user_id", "duplicate-profile",
+        "users with more than one profile row (one row per user)", len(dup), ex,
+        "keep one row per user, e.g. the latest: df.sort_values('as_of')"
+        ".drop_duplicates('user_id', keep='last')", "users")]
 
 
 def check_transfers(scan: TableScan) -> tuple[list[Finding], pa.Array | None]:
