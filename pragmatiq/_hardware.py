@@ -23,3 +23,35 @@ def make_current(device: str | torch.device) -> None:
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+
+
+def check_device(spec: str | int | torch.device) -> torch.device:
+    """A device the user named (`--device`, `device=`) -> `torch.device`, checked against this
+    machine and torch build: cpu, cuda or cuda:N (N below the GPU count), mps where torch has it.
+    Anything else raises a ValueError saying what is wrong and what to pass instead."""
+    if isinstance(spec, torch.device):
+        device = spec
+    else:
+        try:
+            device = torch.device(spec)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"device {str(spec)!r} is not a device: use cpu, cuda (this process's GPU) or "
+                             "cuda:N (GPU N)") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (f"this torch build has no CUDA (torch {torch.__version__})" if torch.version.cuda is None
+                   else f"torch {torch.__version__} sees no CUDA GPU (check the driver and CUDA_VISIBLE_DEVICES)")
+            raise ValueError(f"device {str(spec)!r}: {why}; use cpu")
+        n = torch.cuda.device_count()
+        if device.index is not None and device.index >= n:
+            raise ValueError(f"device {str(spec)!r}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
+        return device
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {str(spec)!r}: Apple's MPS is not available to this torch build "
+                             f"(torch {torch.__version__}) on this machine; use cpu")
+        return device
+    raise ValueError(f"device {str(spec)!r}: pragmatiq runs on cpu, cuda or cuda:N (and mps on a Mac), "
+                     f"not {device.type}")

@@ -56,21 +56,43 @@ def _run_vocab(run_dir: Path) -> Path:
         f" and {VOCAB_FILE}")
 
 
+def check_run_dir(run_dir: str | Path) -> Path:
+    """Check a trained run before any work: model.json, the weights' header and vocab.json agree
+    (a damaged or mismatched file raises naming it); returns the run's vocab.json."""
+    from pragmatiq.zoo.io import check_model_dir, check_run_vocab
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run directory (a trained run holds model.safetensors, "
+                                f"model.json and {VOCAB_FILE})")
+    config = check_model_dir(run_dir)
+    vocab = _run_vocab(run_dir)
+    check_run_vocab(vocab, config, run_dir)
+    return vocab
+
+
 def tokenize_for_run(data_dir: str | Path, run_dir: str | Path, out_dir: str | Path, *, cuts=None,
                      n_workers: int = 1, progress: bool = False) -> Path:
     """Encode `data_dir` with the run's vocabulary (never refitted), cut at `cuts`."""
     from pragmatiq.tokenizer import tokenize_dataset
 
     vocab = _run_vocab(Path(run_dir))
-    tokenize_dataset(data_dir, out_dir, n_workers=n_workers, vocab=vocab, cuts=cuts, progress=progress)
+    # label coverage is the callers' to report (eval.labels.check_label_coverage): they embed the
+    # labelled users alone, so the uncut others are no news
+    tokenize_dataset(data_dir, out_dir, n_workers=n_workers, vocab=vocab, cuts=cuts, progress=progress,
+                     report_coverage=False)
     return Path(out_dir)
 
 
 def load_run_model(run_dir: str | Path, device: str = "cpu"):
-    """The run's model in eval mode on `device`."""
+    """The run's model in eval mode on `device` (a checked device: `_hardware.check_device`); its
+    vocab.json must fit it (`check_run_dir`)."""
     from pragmatiq.zoo import load_model
+    from pragmatiq.zoo.io import check_run_vocab
 
-    return load_model(run_dir, map_location=device).to(device).eval()
+    model = load_model(run_dir, map_location=device).to(device).eval()
+    check_run_vocab(_run_vocab(Path(run_dir)), model.config, run_dir)
+    return model
 
 
 def embed_token_dir(tok_dir: str | Path, model, *, vocab: str | Path | None = None, users=None,
@@ -147,7 +169,11 @@ def embed_users(src: str | Path, run_dir: str | Path, *, cuts=None, users=None, 
         event_cache: an `EventStateCache` for this run's weights, to share encoded events with
             other calls (the same book at another cut); True: one for this call; False: none.
     """
+    from pragmatiq._hardware import check_device
+
+    check_device(device)
     src, run_dir = Path(src), Path(run_dir)
+    check_run_dir(run_dir)
     model = load_run_model(run_dir, device)
     if cuts is None and not is_data_dir(src):
         return embed_token_dir(src, model, vocab=_run_vocab(run_dir), users=users, device=device,

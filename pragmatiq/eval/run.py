@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from pragmatiq.eval.baselines import KINDS, baseline_frame
 from pragmatiq.eval.embedding import embed_users, is_data_dir, source_data_dir
-from pragmatiq.eval.labels import LabelTable, read_label_table
+from pragmatiq.eval.labels import LabelTable, book_spans, check_label_coverage, read_label_table
 from pragmatiq.eval.probes import MODELS, cross_validate, fit_probe, fold_splits, split_users
 
 # the embedding beside the hand-crafted aggregates: does it add to features a bank already has?
@@ -37,6 +37,7 @@ class _ProbeCache:
     def __init__(self):
         self.entries: list[tuple] = []  # (key, user_ids, cut_us, ids, E), most recent last
         self.events = None  # (key, EventStateCache)
+        self.spans = None  # (key, BookSpans): the book's users and event times, for the label checks
 
     @staticmethod
     def key(raw: Path, run_dir: Path | None, device: str) -> tuple:
@@ -64,6 +65,14 @@ class _ProbeCache:
     def clear(self) -> None:
         self.entries = []
         self.events = None
+        self.spans = None
+
+    def book_spans(self, raw: Path):
+        """`book_spans(raw)`, kept while the book's files are unchanged."""
+        key = self.key(raw, None, "spans")
+        if self.spans is None or self.spans[0] != key:
+            self.spans = (key, book_spans(raw))
+        return self.spans[1]
 
     def event_cache(self, key: tuple):
         """The encoded events of this process's probes with the run and data of `key`: label
@@ -134,15 +143,27 @@ def probe(
     fingerprint), n_train, n_test, n_pos_test, seconds, and `rows`: one per feature set x model
     with features, model, n_features, roc_auc, pr_auc (None when the held-out users are one class).
     """
+    from pragmatiq._hardware import check_device
+
     t0 = time.perf_counter()
     unknown = set(feature_sets) - set(FEATURE_SETS)
     if unknown:
         raise ValueError(f"unknown feature sets {sorted(unknown)}; valid: {', '.join(FEATURE_SETS)}")
+    if folds < 1:
+        raise ValueError(f"folds must be 1 (one split) or more (cross-validation), got {folds}")
     raw = resolve_data_dir(data_dir, tok_dir)
     labels = read_label_table(label_path)
-    keep = np.arange(labels.n_users)
-    features: dict[str, np.ndarray] = {}
     needed = set(feature_sets).union(*(COMBINED.get(name, ()) for name in feature_sets))
+    if "embedding" in needed:
+        check_device(device)  # the run itself is checked first thing in embed_users
+    # labelled users absent from the book are left out of every feature set (with a warning); eval_ts
+    # outside the events' range warns (leakage, empty histories); no user in the book is an error
+    spans = _CACHE.book_spans(raw) if cache else book_spans(raw)
+    label_name = str(label_path) if isinstance(label_path, (str, Path)) else f"label table {labels.task}"
+    in_book = check_label_coverage(labels.user_ids, labels.cut_us, spans, label=label_name, data_dir=raw,
+                                   dropped="they are left out of the probe")
+    keep = np.flatnonzero(in_book)
+    features: dict[str, np.ndarray] = {}
     if "embedding" in needed:
         key = _CACHE.key(raw, Path(run_dir), device)
         hit = _CACHE.get(key, labels) if cache else None
@@ -158,7 +179,7 @@ def probe(
         where = {u: i for i, u in enumerate(ids)}
         label_ids = labels.user_ids.to_pylist()
         rows = np.array([where.get(u, -1) for u in label_ids], dtype=np.int64)  # per user, not event
-        keep = np.flatnonzero(rows >= 0)
+        keep = np.flatnonzero(in_book & (rows >= 0))
         features["embedding"] = E[rows[keep]]
     for kind in KINDS:
         if kind in needed:
@@ -177,8 +198,6 @@ def probe(
         if name in feature_sets:
             features[name] = np.hstack([features[part] for part in parts])  # (U, F1 + F2)
     y = labels.label[keep]
-    if folds < 1:
-        raise ValueError(f"folds must be 1 (one split) or more (cross-validation), got {folds}")
     split = split_users(y, seed=seed, test_size=test_size) if folds == 1 else None
     splits = fold_splits(y, seed=seed, folds=folds) if folds > 1 else None
     result = {

@@ -28,12 +28,20 @@ class ExportError(RuntimeError):
 
 
 def check_run(run: str | Path) -> Path:
+    """`run` if it is a complete, consistent trained run; raises naming what is missing or wrong."""
     run = Path(run)
     missing = [f for f in RUN_FILES if not (run / f).is_file()]
     if missing:
         raise ExportError(f"{run}: not a trained run ({', '.join(missing)} missing); pass the directory"
                           " `pragmatiq pretrain` wrote (runs/<name>)")
-    if json.loads((run / "model.json").read_text()).get("d_text"):
+    from pragmatiq.zoo.io import check_model_dir, check_run_vocab
+
+    # damaged or mismatched files (truncated weights, invalid model.json, weights of another size,
+    # a vocab.json of another tokenization) raise a ValueError naming the file: refused up front,
+    # as the parity check's random ids would pass where real requests fail
+    config = check_model_dir(run)
+    check_run_vocab(run / "vocab.json", config, run)
+    if config.d_text:
         raise ExportError(f"{run}: a Nemotron-variant run (its text sentinels read vectors of a frozen text "
                           "encoder) cannot be exported or served yet: the serving path does not run the text "
                           "encoder. Embed its users offline with `pragmatiq embed`")

@@ -71,33 +71,41 @@ def merge_parts(parts: list[Path], out: Path) -> int:
 def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, device: str = "cpu",
                      token_budget: int = 32768, label: str | Path | None = None, n_workers: int = 1,
                      progress: bool = True) -> dict:
-    """Embed every user of `src` with `run` into the parquet file `out`; returns a summary."""
-    from pragmatiq._hardware import make_current
+    """Embed every user of `src` with `run` into the parquet file `out`; returns a summary.
+    The device, the run and the label file are checked before any work (`_hardware.check_device`,
+    `eval.embedding.check_run_dir`, `eval.labels.check_label_coverage`)."""
+    from pragmatiq._hardware import check_device, make_current
     from pragmatiq.eval.embedding import (
-        _run_vocab, embed_token_dir, is_data_dir, load_run_model, source_data_dir, tokenize_for_run)
+        check_run_dir, embed_token_dir, is_data_dir, load_run_model, source_data_dir, tokenize_for_run)
 
+    check_device(device)
     src, run, out = Path(src), Path(run), Path(out)
     rank, world = _world()
-    device = process_device(device, world)
+    device = process_device(str(device), world)
     make_current(device)  # kernels that launch on the current GPU use this one
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such data or token directory")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory: pass the parquet file to write, e.g. {out / 'e.parquet'}")
+    vocab = check_run_dir(run)
+    data_dir = src if is_data_dir(src) else source_data_dir(src) if label is not None else None
+    if label is not None and data_dir is None:
+        raise ValueError(f"{src}: cutting histories at eval_ts needs the raw data; this token directory's"
+                         " manifest does not name it, so pass the raw data directory")
+    users = None if label is None else _label_users(label, data_dir, warn=rank == 0)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise PermissionError(f"--out {out}: cannot write in {out.parent}")
     tok = src
     work = out.parent / f".{out.name}.tokens"
-    if label is not None or is_data_dir(src):
-        data_dir = src if is_data_dir(src) else source_data_dir(src)
-        if data_dir is None:
-            raise ValueError(f"{src}: cutting histories at eval_ts needs the raw data; this token directory's"
-                             " manifest does not name it, so pass the raw data directory")
+    if data_dir is not None:
         tok = work
         if rank == 0:
             shutil.rmtree(work, ignore_errors=True)
             tokenize_for_run(data_dir, run, work, cuts=label, n_workers=n_workers, progress=progress)
     _barrier(world)
     model = load_run_model(run, device)
-    users = None if label is None else pq.read_table(label, columns=["user_id"]).column("user_id").to_pylist()
-    ids, vectors = embed_token_dir(tok, model, vocab=_run_vocab(run), users=users, device=device,
+    ids, vectors = embed_token_dir(tok, model, vocab=vocab, users=users, device=device,
                                    token_budget=token_budget, progress=progress and rank == 0, rank=rank,
                                    world_size=world)
     part = out.with_name(f"{out.name}.part-{rank}.parquet") if world > 1 else out
@@ -115,15 +123,33 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
     return {"out": str(out), "users": n, "dim": int(model.config.d_model), "world_size": world}
 
 
+def _label_users(label: str | Path, data_dir: Path, *, warn: bool) -> list[str]:
+    """The users a label file asks for, checked against the book before any work: null or missing
+    eval_ts, no user in the book raise; users absent from it, eval_ts outside the events' range warn."""
+    import warnings
+
+    from pragmatiq.eval.labels import book_spans, check_label_coverage, read_cut_table
+
+    user_ids, cut_us = read_cut_table(label)
+    with warnings.catch_warnings():
+        if not warn:  # one rank speaks under torchrun
+            warnings.simplefilter("ignore")
+        check_label_coverage(user_ids, cut_us, book_spans(data_dir), label=str(label), data_dir=data_dir,
+                             dropped="they get no embedding")
+    return user_ids.to_pylist()
+
+
 def embed_records(run: str | Path, records, *, device: str = "cpu") -> tuple[np.ndarray, list[str]]:
     """In-process embedding of records (the served request's JSON array, or its parsed list):
     the same tokenizer and native forward as the Triton models -> ((U, d) float32, user_ids)."""
     import json
 
+    from pragmatiq._hardware import check_device
     from pragmatiq.export.runners import make_runner
     from pragmatiq.export.targets import check_run
     from pragmatiq.tokenizer import Vocab, records_to_batch
 
+    check_device(device)
     run = check_run(run)
     if isinstance(records, (str, bytes)):
         records = json.loads(records)

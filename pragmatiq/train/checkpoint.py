@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +55,48 @@ def copy_checkpoint(src: Path, dst: Path) -> None:
     _write_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
+def _intact(path: Path) -> bool:
+    """Whether `path` looks like a whole torch.save file: a zip archive whose central directory (written
+    last, so the first thing a truncation loses) names the pickle."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("data.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _step(path: Path) -> int:
+    try:
+        return int(path.stem.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
 def load_checkpoint(path: Path) -> dict:
-    # our own file: RNG states and optimizer states need full unpickling
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """torch.load a checkpoint; a truncated, empty or foreign file raises a ValueError naming it and
+    the newest intact step-N.pt beside it, which can be copied over it to resume."""
+    path = Path(path)
+    why = None if _intact(path) else ("the file is empty" if path.is_file() and not path.stat().st_size
+                                      else "its zip directory is missing: the file ends early")
+    if why is None:
+        try:
+            # our own file: RNG states and optimizer states need full unpickling
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            raise
+        # EOFError (an empty file) must not escape: click reads it as an aborted prompt ("Aborted!")
+        except (ValueError, EOFError, RuntimeError, OSError, pickle.UnpicklingError) as exc:
+            why = f"{type(exc).__name__}: {(str(exc).splitlines() or ['no data'])[0]}"
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    steps = sorted((p for p in path.parent.glob("step-*.pt") if p != path and _step(p) >= 0), key=_step, reverse=True)
+    good = next((p for p in steps if _intact(p)), None)
+    if good is not None:
+        fix = (f"the newest intact checkpoint beside it is {good.name} (step {_step(good)}): copy it over "
+               f"{path.name} to resume from there (cp {good} {path}), or start over with --no-resume (resume=False)")
+    else:
+        fix = "no intact step-N.pt is beside it; start over with --no-resume (resume=False), which overwrites it"
+    raise ValueError(f"{path} is damaged ({path.stat().st_size:,} bytes, truncated or not a checkpoint: {why}); {fix}")
 
 
 def rotate(directory: Path, keep: int) -> None:

@@ -63,9 +63,7 @@ class PretrainConfig:
         if self.head_precision not in HEAD_PRECISIONS:
             raise ValueError(f"pretraining config: head_precision must be one of {list(HEAD_PRECISIONS)}, "
                              f"got {self.head_precision!r}")
-        if "user_head" in self.model:
-            raise ValueError("pretraining config: model.user_head follows user_loss_weight (> 0: the model "
-                             "has the user-view head); set user_loss_weight instead")
+        _check_model_overrides(self.model)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,6 +109,33 @@ def _check_values(cfg: "PretrainConfig") -> None:
             if value < low or (value == low and not low_ok) or (high is not None and value > high):
                 span = (f"{'>=' if low_ok else '>'} {low}" if high is None else f"in [{low}, {high}]")
                 raise ValueError(f"pretraining config: {f.name} must be {span}, got {value!r}")
+
+
+# ModelConfig fields a pretraining config may not override, and why
+_MODEL_FIXED = {
+    "user_head": "model.user_head follows user_loss_weight (> 0: the model has the user-view head); set "
+                 "user_loss_weight instead",
+    "vocab_size": "model.vocab_size comes from the token directory's vocabulary (one embedding row per token "
+                  "id of its vocab.json); remove it",
+    "d_text": "model.d_text comes from the frozen text encoder of Nemotron-variant shards (tokenized with "
+              "nemotron: true); remove it",
+    "text_encoder": "model.text_encoder is the pretraining setting text_encoder; set that instead",
+}
+
+
+def _check_model_overrides(model: dict) -> None:
+    """The `model:` overrides by name: known ModelConfig fields, none of those the run sets itself,
+    each value of its type and in its range (pragmatiq.zoo.config.check_model_values)."""
+    from pragmatiq.zoo.config import ModelConfig, check_model_values
+
+    for name, why in _MODEL_FIXED.items():
+        if name in model:
+            raise ValueError(f"pretraining config: {why}")
+    valid = {f.name for f in dataclasses.fields(ModelConfig)} - set(_MODEL_FIXED)
+    unknown = sorted(set(model) - valid)
+    if unknown:
+        raise ValueError(f"pretraining config: unknown model setting(s) {unknown}; valid: {sorted(valid)}")
+    check_model_values(model, where="pretraining config: model.")
 
 
 def _read_yaml(path) -> dict:

@@ -25,6 +25,7 @@ import pragmatiq
 from pragmatiq._hardware import make_current
 from pragmatiq._threads import cpu_workers
 from pragmatiq.tokenizer.crop import crop_row
+from pragmatiq.train.checks import check_crop_budget, check_model, check_run_name, check_token_dir
 from pragmatiq.train.checkpoint import (copy_checkpoint, load_checkpoint, rng_state, rotate, save_checkpoint,
                                        set_rng_state)
 from pragmatiq.train.config import PretrainConfig, load_pretrain_config
@@ -208,6 +209,7 @@ def pretrain(tok_dir, name: str, model_size: str = "small", config=None, runs_ro
              resume: bool | str = "auto", progress: bool = True) -> Path:
     """Pretrain `model_size` on the token directory `tok_dir`; returns `runs_root/name`.
     Bitwise reproducible on CPU for a given thread count (seeded, deterministic kernels)."""
+    check_run_name(name)
     with _deterministic_cpu_kernels(_device()), _checkpoint_dir(Path(runs_root) / name) as (ckpt_dir, kept):
         return _pretrain(tok_dir, name, model_size, config, runs_root, ckpt_dir, kept, resume=resume,
                          progress=progress)
@@ -221,12 +223,15 @@ def _pretrain(tok_dir, name: str, model_size: str, config, runs_root, ckpt_dir: 
     from pragmatiq.zoo import create_model, save_model
 
     cfg = load_pretrain_config(model_size, config)
+    check_model(model_size, cfg)
     device = _device()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     dd = _Dist(device)
     run_dir = Path(runs_root) / name
     ds = TokenDataset(tok_dir)
+    check_token_dir(ds, tok_dir)
+    check_crop_budget(ds, cfg, tok_dir, warn=dd.rank == 0)
     last = ckpt_dir / "last.pt"
     state = None
     if resume is True and not last.exists():

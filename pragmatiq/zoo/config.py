@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Callable
 
@@ -39,6 +40,11 @@ class ModelConfig:
         return self.d_model // self.n_heads
 
     def __post_init__(self):
+        check_model_values(self.to_dict())
+        specials = {n: getattr(self, n) for n in SPECIAL_IDS}
+        if max(specials.values()) >= self.vocab_size:
+            raise ValueError(f"model config: vocab_size {self.vocab_size} leaves no room for the special tokens "
+                             f"({', '.join(f'{n} {i}' for n, i in specials.items())})")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.head_dim % 2:
@@ -54,6 +60,46 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig fields {unknown}; valid: {sorted(known)}")
         return cls(**({"recency_freqs": 0} | d))  # runs saved before the field existed had none
+
+
+SPECIAL_IDS = ("pad_id", "mask_id", "unk_id", "usr_id", "evt_id")
+# the allowed range of each numeric field: (lowest, highest, whether each end itself is allowed)
+_AT_LEAST_1 = (1, None, True, True)
+_AT_LEAST_0 = (0, None, True, True)
+_RANGES = {
+    "vocab_size": _AT_LEAST_1, "d_model": _AT_LEAST_1, "n_heads": _AT_LEAST_1, "n_layers_profile": _AT_LEAST_1,
+    "n_layers_event": _AT_LEAST_1, "n_layers_history": _AT_LEAST_1, "ffn_mult": _AT_LEAST_1,
+    "dropout": (0.0, 1.0, True, False), "attn_dropout": (0.0, 1.0, True, False), "rope_base": (0.0, None, False, True),
+    "d_text": _AT_LEAST_0, "recency_freqs": _AT_LEAST_0, **{name: _AT_LEAST_0 for name in SPECIAL_IDS},
+}
+
+
+def check_model_values(values: dict, where: str = "model config: ") -> None:
+    """Each ModelConfig field in `values` of its type (ints for int fields, numbers for float
+    fields, ...) and in its range, by name: a one-line error naming the field (`where` prefixes
+    it), not a negative tensor dimension deep inside torch. Unknown names are left to the caller."""
+    types = {f.name: f.type for f in fields(ModelConfig)}
+    for name, value in values.items():
+        kind = str(types.get(name, ""))
+        if kind == "int":
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif kind == "float":
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        elif kind in ("str", "bool"):
+            ok = isinstance(value, {"str": str, "bool": bool}[kind])
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{where}{name} must be {'an' if kind == 'int' else 'a'} {kind}, got {value!r}")
+        if name in _RANGES:
+            low, high, low_ok, high_ok = _RANGES[name]
+            if (value < low or (value == low and not low_ok)
+                    or (high is not None and (value > high or (value == high and not high_ok)))):
+                if high is None:
+                    span = f"{'>=' if low_ok else '>'} {low}"
+                else:
+                    span = f"in {'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
+                raise ValueError(f"{where}{name} must be {span}, got {value!r}")
 
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}

@@ -154,14 +154,19 @@ def test_import_is_light():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_result_is_strict_json_when_held_out_is_one_class(tmp_path, hand_book, monkeypatch):
+def test_result_is_strict_json_when_held_out_is_one_class(tmp_path, monkeypatch):
     """A held-out split with one class reports None (not NaN) and the table prints n/a."""
+    from datetime import timedelta
+
     import pyarrow.parquet as pq
 
-    from .conftest import CUT
+    from .conftest import CUT, T0, hand_events, write_book
 
     n = 12
     users = [f"u{i}" for i in range(n)]
+    # every labelled user in the book (a label table with none of them is refused)
+    hand_book = write_book(tmp_path / "book", hand_events(
+        [(u, T0 + timedelta(days=1), "app", [("screen", "home"), ("action", "view")]) for u in users]))
     lab = pa.table({"user_id": users, "eval_ts": pa.array([CUT] * n, pa.timestamp("us")),
                     "label": pa.array([1, 1] + [0] * (n - 2), pa.int8())})
     pq.write_table(lab, tmp_path / "rare.parquet")

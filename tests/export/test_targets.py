@@ -58,6 +58,38 @@ def test_refuses_a_directory_that_is_not_a_run(tmp_path):
         api.export(tmp_path, "triton", tmp_path / "out")
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("weights", r"model\.safetensors is damaged \(truncated, empty or not a safetensors file"),
+    ("model.json", r"model\.json is damaged: not valid JSON"),
+    ("shapes", r"model\.safetensors does not match .*model\.json: .*weights \(\d+, 64\) vs \(\d+, 32\)"),
+    ("vocab", r"vocab\.json does not belong to the model in .*: it has 8 token ids, the model"),
+])
+def test_refuses_a_damaged_or_mismatched_run_up_front(tiny_run, tmp_path, damage, message):
+    """A truncated or inconsistent run is refused before anything is built: the parity check's random
+    ids would pass a run whose vocabulary does not fit its model, and real requests would fail."""
+    import shutil
+
+    from pragmatiq.tokenizer.vocab import Vocab
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    if damage == "weights":
+        data = (run / "model.safetensors").read_bytes()
+        (run / "model.safetensors").write_bytes(data[:len(data) // 2])
+    elif damage == "model.json":
+        (run / "model.json").write_text((run / "model.json").read_text()[:50])
+    elif damage == "shapes":
+        (run / "model.json").write_text(json.dumps(json.loads((run / "model.json").read_text()) | {"d_model": 32}))
+    else:  # a vocabulary of another tokenization
+        Vocab.build([("mcc", "categorical", ["5411", "5812"])], None, 0, {}).save(run / "vocab.json")
+    for target in ("triton", "torchscript"):
+        with pytest.raises(ValueError, match=message):
+            api.export(run, target, tmp_path / target, progress=lambda m: None)
+        assert not (tmp_path / target).exists()
+    result = CliRunner().invoke(export_cli, ["--run", str(run), "--target", "onnx", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "Traceback" not in result.output
+
+
 def test_refuses_to_overwrite_without_force(tiny_run, tmp_path):
     out = tmp_path / "repo"
     out.mkdir()
