@@ -17,6 +17,7 @@ import click
 import pragmatiq
 from pragmatiq import api
 from pragmatiq.cli_output import emit as _emit
+from pragmatiq.cli_output import one_line_warnings
 from pragmatiq.cli_output import user_errors as _user_errors
 
 POSITIVE = click.IntRange(min=1)
@@ -30,6 +31,7 @@ def cli() -> None:
     from pragmatiq._memory import tune_malloc
 
     tune_malloc()  # halves the peak RSS of long runs (see pragmatiq/_memory.py)
+    one_line_warnings()
 
 
 @cli.command()

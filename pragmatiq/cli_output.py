@@ -6,12 +6,23 @@ import functools
 import json
 import os
 import sys
+import warnings
 
 import click
 
 from pragmatiq._optional import MissingExtraError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, MissingExtraError, KeyError)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def one_line_warnings() -> None:
+    """Show Python warnings as `warning: ...` lines on stderr, as the commands' own warnings are
+    (not with the file, line and source line of the code that raised them)."""
+    warnings.formatwarning = _warning_line
 
 
 def emit(result) -> None:

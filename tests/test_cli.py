@@ -120,3 +120,18 @@ def test_a_bad_synth_start_names_the_setting(tmp_path):
         config.write_text(f"start: {start}\n")
         result = CliRunner().invoke(cli, ["synth", "generate", "--out", str(tmp_path / "d"), "--config", str(config)])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_warnings_are_one_line(tmp_path, tiny_book, tiny_tok, tiny_run):
+    # a probe whose label table names users the book does not have: the CLI says so in one
+    # `warning:` line, not with the file, line and source of the code that warned
+    table = pq.read_table(tiny_book / "labels" / "churn_6m.parquet")
+    ids = table.column("user_id").to_pylist()
+    label = tmp_path / "churn_6m.parquet"
+    pq.write_table(table.set_column(0, "user_id", pa.array(["ghost"] + ids[1:])), label)
+    result = subprocess.run([sys.executable, "-m", "pragmatiq", "probe", str(tiny_tok), "--run", str(tiny_run),
+                             "--label", str(label)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "not in" in line]
+    assert lines and lines[0].startswith("warning: 1 of ") and "'ghost'" in lines[0], result.stderr[-2000:]
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pragmatiq.cli_output import emit, user_errors
+from pragmatiq.cli_output import emit, one_line_warnings, user_errors
 from pragmatiq.export.targets import ExportError
 
 TARGETS = ["triton", "sagemaker", "onnx", "torchscript", "pt2", "tensorrt"]
@@ -35,6 +35,7 @@ def export_cli(run_dir, target, out, variants, device, instances, precision, dyn
     """Compile a trained run into deployable artifacts (each checked for parity with the native model)."""
     from pragmatiq import api
 
+    one_line_warnings()
     if target == "tensorrt":
         raise ExportError("--target tensorrt: TensorRT engines are built with --target triton --variants tensorrt"
                           " on a CUDA machine with pip install 'pragmatiq[gpu]'")

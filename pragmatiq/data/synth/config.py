@@ -140,7 +140,8 @@ def validate_config(cfg: SynthConfig) -> SynthConfig:
         raise ValueError(f"synth config `mean_ticket` must be > 0, got non-positive for {bad}")
     cfg.mean_ticket = tickets
     if cfg.compression not in ("zstd", "snappy", "gzip", "none", "lz4", "brotli"):
-        raise ValueError(f"synth config `compression` must be zstd|snappy|gzip|lz4|brotli|none, got {cfg.compression!r}")
+        raise ValueError(f"synth config `compression` must be zstd|snappy|gzip|lz4|brotli|none, "
+                         f"got {cfg.compression!r}")
     return cfg
 
 

@@ -109,7 +109,8 @@ def _iso(us: int) -> str:
 def _check_replaceable(out: Path) -> None:
     """Refuse to write over a dataset this generator did not write (a bank's own book, say):
     `out` may be new, empty, or hold an earlier synthetic bank (its manifest says so)."""
-    found = [name for name in (*schema.REQUIRED_FILES, *schema.OPTIONAL_FILES, schema.LABELS_DIR) if (out / name).exists()]
+    names = (*schema.REQUIRED_FILES, *schema.OPTIONAL_FILES, schema.LABELS_DIR)
+    found = [name for name in names if (out / name).exists()]
     if not found:
         return
     try:
