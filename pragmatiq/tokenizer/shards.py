@@ -324,6 +324,9 @@ class TokenDataset:
         data = manifest.get("data_dir", "DATA") if isinstance(manifest, dict) else "DATA"
         return f"the token directory is damaged or incomplete; re-tokenize: pragmatiq tokenize {data} --out {self.dir}"
 
+    def _unreadable(self, path: Path, exc: BaseException) -> ValueError:
+        return ValueError(f"{path} is not readable parquet ({' '.join(str(exc).split())}): {self._retokenize()}")
+
     def _read_index(self) -> pa.Table:
         """index.parquet, after checking it and every band file it refers to: present, readable
         parquet (footers only), with the rows the index points at."""
@@ -333,8 +336,7 @@ class TokenDataset:
         try:
             index = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
-            raise ValueError(f"{path} is not readable parquet ({' '.join(str(exc).split())}): "
-                             f"{self._retokenize()}") from None
+            raise self._unreadable(path, exc) from None
         missing = [c for c in INDEX_COLUMNS if c not in index.column_names]
         if missing:
             raise ValueError(f"{path} lacks column(s) {missing}: {self._retokenize()}")
@@ -348,8 +350,7 @@ class TokenDataset:
             try:
                 pf = pq.ParquetFile(band_path)
             except (pa.ArrowException, OSError) as exc:
-                raise ValueError(f"{band_path} is not readable parquet ({' '.join(str(exc).split())}): "
-                                 f"{self._retokenize()}") from None
+                raise self._unreadable(band_path, exc) from None
             n_rows = pf.metadata.num_rows
             pf.close()
             if n_rows <= last:
