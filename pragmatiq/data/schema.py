@@ -34,6 +34,10 @@ SOURCES = ("transaction", "app", "trading", "communication")
 # A number as field and attribute values write it (what the tokenizer parses): optional sign,
 # digits with an optional decimal point, optional exponent. Not "1,566.20", "£12", "NaN", "inf".
 NUMBER_PATTERN = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+# a number written for people: a currency sign or code, thousands separators, a decimal comma,
+# accounting parentheses ('£1,234.50', 'EUR 12.50', '(45.00)'); plain numbers match too
+FORMATTED_NUMBER_PATTERN = (r"^\s*[-+(]?\s*(?:[$£€¥₹]|[A-Z]{3}\s?)?\s*[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)"
+                            r"(?:\.\d+|,\d{1,2})?\s*(?:[A-Z]{3})?\)?\s*$")
 
 EVENTS = pa.schema(
     [("user_id", pa.string()), ("ts", TS), ("source", pa.string()), ("fields", STR_MAP)]

@@ -93,9 +93,7 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
         raise ValueError(f"{src}: cutting histories at eval_ts needs the raw data; this token directory's"
                          " manifest does not name it, so pass the raw data directory")
     users = None if label is None else _label_users(label, data_dir, warn=rank == 0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f"--out {out}: cannot write in {out.parent}")
+    _check_writable(out)
     tok = src
     work = out.parent / f".{out.name}.tokens"
     if data_dir is not None:
@@ -121,6 +119,19 @@ def embed_to_parquet(src: str | Path, run: str | Path, out: str | Path, *, devic
         shutil.rmtree(work, ignore_errors=True)
     _barrier(world)
     return {"out": str(out), "users": n, "dim": int(model.config.d_model), "world_size": world}
+
+
+def _check_writable(out: Path) -> None:
+    """Create `out`'s directory and write a scratch file there, so an unwritable --out fails
+    before the book is embedded, not after."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}."):
+            pass
+    except OSError as exc:
+        raise OSError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
 def _label_users(label: str | Path, data_dir: Path, *, warn: bool) -> list[str]:

@@ -1,7 +1,8 @@
 """Flatten a `fields`/`attributes` column into parallel (row, key, value) arrays.
 
 Both contract forms are read alike: `map<string,string>` and a struct whose children are all
-strings (what pyarrow infers from Python dicts). Vectorized: one pass per struct child, never
+strings (what pyarrow infers from Python dicts). A null value is a missing one: its entry is
+dropped in both forms, as if the key were absent. Vectorized: one pass per struct child, never
 per row.
 """
 
@@ -13,7 +14,7 @@ import pyarrow.compute as pc
 
 
 def flatten_kv(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """-> (row (F,) int64, keys (F,) string, values (F,) string, nulls kept) for F entries."""
+    """-> (row (F,) int64, keys (F,) string, values (F,) string) for the F entries with a value."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if pa.types.is_map(column.type):
@@ -27,8 +28,9 @@ def flatten_kv(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array
         keys = column.keys.slice(start, offsets[-1] - start) if len(column) else column.keys
         items = column.items.slice(start, offsets[-1] - start) if len(column) else column.items
         row = np.repeat(np.arange(len(column), dtype=np.int64), np.diff(offsets))
-        if column.null_count:
+        if column.null_count or items.null_count:
             keep = np.repeat(lengths > 0, np.diff(offsets))  # entries of null maps removed
+            keep &= items.is_valid().to_numpy(zero_copy_only=False)  # and null values: missing
             row, keys, items = row[keep], keys.filter(keep), items.filter(keep)
         return row, pc.cast(keys, pa.string()), pc.cast(items, pa.string())
     if pa.types.is_struct(column.type):

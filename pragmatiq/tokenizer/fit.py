@@ -81,6 +81,7 @@ class KeyStats:
     n: int = 0
     n_numeric: int = 0
     n_decimal: int = 0
+    n_formatted: int = 0  # numbers written with currency signs, thousands separators, ...
     sample: np.ndarray = field(default_factory=lambda: np.zeros(0))  # parsed numbers kept
     priority: np.ndarray = field(default_factory=lambda: np.zeros(0))
     unparsable: list[str] = field(default_factory=list)  # the first few non-empty values that are not numbers
@@ -98,6 +99,7 @@ class PairStats:
     nums: np.ndarray  # (V,) float64 parsed number, 0 where not ok
     ok: np.ndarray  # (V,) bool parses as a finite number
     decimal: np.ndarray  # (V,) bool contains a "."
+    formatted: np.ndarray  # (V,) bool a number with formatting ('£1,234.50'), not parsed
 
 
 def pair_stats(keys: pa.Array, values: pa.Array) -> PairStats | None:
@@ -116,8 +118,10 @@ def pair_stats(keys: pa.Array, values: pa.Array) -> PairStats | None:
     vals = counts["v"].combine_chunks().take(pa.array(order))
     nums, ok = parse_numbers(vals)
     decimal = pc.fill_null(pc.match_substring(vals, "."), False).to_numpy(zero_copy_only=False)
+    formatted = pc.fill_null(pc.match_substring_regex(vals, schema.FORMATTED_NUMBER_PATTERN), False)
+    formatted = formatted.to_numpy(zero_copy_only=False) & ~ok
     return PairStats(sorted(names), np.r_[0, np.cumsum(sizes)], vals,
-                     counts["v_count"].to_numpy()[order].astype(np.int64), nums, ok, decimal)
+                     counts["v_count"].to_numpy()[order].astype(np.int64), nums, ok, decimal, formatted)
 
 
 class Fitter:
@@ -137,10 +141,10 @@ class Fitter:
             return
         for key, a, b in zip(ps.keys, ps.bounds[:-1], ps.bounds[1:]):
             self._add_key(key, ps.values.slice(a, b - a), ps.counts[a:b], ps.nums[a:b], ps.ok[a:b],
-                          ps.decimal[a:b])
+                          ps.decimal[a:b], ps.formatted[a:b])
 
     def _add_key(self, key: str, values: pa.Array, counts: np.ndarray, nums: np.ndarray,
-                 ok: np.ndarray, decimal: np.ndarray) -> None:
+                 ok: np.ndarray, decimal: np.ndarray, formatted: np.ndarray) -> None:
         st = self.stats.get(key)
         if st is None:
             st = self.stats[key] = KeyStats(CappedCounts(self.config.distinct_cap))
@@ -148,6 +152,7 @@ class Fitter:
         st.distinct.update(values, counts)
         st.n_numeric += int(counts[ok].sum())
         st.n_decimal += int(counts[ok & decimal].sum())
+        st.n_formatted += int(counts[formatted].sum())
         if len(st.unparsable) < N_EXAMPLES and not ok.all():
             bad = values.filter(pa.array(~ok))
             for v in bad.filter(pc.not_equal(bad, "")).slice(0, N_EXAMPLES).to_pylist():
@@ -193,13 +198,15 @@ class Fitter:
     def numeric_warning(self, key: str, kind: str) -> str | None:
         """A warning for a key whose values look like measurements but that is not numeric
         because too many of them do not parse (thousands separators, currency signs, 'NaN' text):
-        a parse share from NUMERIC_WARN_SHARE up to numeric_min_parse."""
+        a parse share from NUMERIC_WARN_SHARE up to numeric_min_parse, or at least NUMERIC_WARN_SHARE
+        of its values numbers with such formatting (then however few parse, or distinct they are)."""
         cfg, st = self.config, self.stats[key]
         if kind == "numeric" or key in cfg.kinds or key.startswith(LIFELONG_PREFIX) or key == SOURCE_KEY:
             return None
         nonempty = st.n - st.distinct.get("", 0)
         share = st.n_numeric / nonempty if nonempty else 0.0
-        if not (NUMERIC_WARN_SHARE <= share < cfg.numeric_min_parse and self._measured(st)):
+        partly = NUMERIC_WARN_SHARE <= share < cfg.numeric_min_parse and self._measured(st)
+        if not (partly or (nonempty and st.n_formatted >= NUMERIC_WARN_SHARE * nonempty)):
             return None
         name, where = ((key[len(PROFILE_PREFIX):], "profiles.parquet attributes")
                        if key.startswith(PROFILE_PREFIX) else (key, "events.parquet fields"))

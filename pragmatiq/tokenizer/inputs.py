@@ -10,6 +10,8 @@ column, how many rows or users and the fix (the validator's own findings and fix
 - `check_contiguous`: each user's events are one block, on the user_id codes the encoder
   computes anyway to cut the file into user-aligned chunks.
 - `check_time_order`: time order within each user, per chunk in the encoding workers.
+- `check_profiles_cover`: every user with events has a profile row (else a user id written two
+  ways, say with a trailing space, would become two users: one history, one profile).
 - `check_out_dir`: the token directory must not be (or hold) the dataset.
 - `check_cut_coverage`: a label table that cuts histories must name users of the data.
 
@@ -31,6 +33,7 @@ import pyarrow.parquet as pq
 
 from pragmatiq.data import schema
 from pragmatiq.data.validate.dtypes import accepts, is_string_struct
+from pragmatiq.data.validate.core import NO_PROFILE, membership_findings
 from pragmatiq.data.validate.events import SORT_FIX
 from pragmatiq.data.validate.report import ERROR, Finding
 from pragmatiq.data.validate.scan import (Tally, column_findings, metadata_null_counts, null_finding,
@@ -163,6 +166,14 @@ def check_time_order(uid: pa.Array, ts: pa.Array, offset: int, path: str | Path)
         f"user_id={quote(uid[i].as_py())}: {show(ts[i + 1])} after {show(ts[i])}); the data contract (DESIGN §2) "
         f"wants each user's events in time order (the most recent ones are kept, times are measured "
         f"to the latest) — fix: {SORT_FIX}")
+
+
+def check_profiles_cover(event_users: pa.Array, profile_users: pa.Array, data_dir: Path) -> None:
+    """Refuse users with events but no profile row, as `validate` does."""
+    found = membership_findings(schema.EVENTS_FILE, "user_id", event_users, profile_users, ERROR, *NO_PROFILE)
+    if found:
+        raise ValueError(f"{found[0].line(data_dir, severity=False)} (`pragmatiq validate {data_dir}` checks the "
+                         "whole data contract)")
 
 
 def check_out_dir(data_dir: Path, out_dir: Path) -> None:

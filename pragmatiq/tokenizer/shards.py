@@ -37,7 +37,7 @@ from pragmatiq.tokenizer.config import TokenizerConfig, load_tokenizer_config
 from pragmatiq.tokenizer.cuts import load_cuts
 from pragmatiq.tokenizer.encode import UnkCounter, encode_users
 from pragmatiq.tokenizer.inputs import (check_contiguous, check_cut_coverage, check_dataset, check_out_dir,
-                                       check_time_order, warn)
+                                        check_profiles_cover, check_time_order, warn)
 from pragmatiq.tokenizer.ranges import READ_ROWS, cut_points, iter_rows, ordered_map, spans, user_chunks, user_codes
 from pragmatiq.tokenizer.rows import row_schema
 from pragmatiq.tokenizer.vocab import Vocab
@@ -201,6 +201,7 @@ def tokenize_dataset(data_dir, out_dir, *, n_workers: int = 1, config=None, voca
         cfg = load_tokenizer_config(config)
     cut_map = load_cuts(cuts)
     tasks, event_users = _event_spans(data_dir / schema.EVENTS_FILE)  # refuses users split into blocks
+    check_profiles_cover(event_users, profile_users, data_dir)
     n_cut = None
     if cut_map is not None:
         book_users = pc.unique(pa.concat_arrays([event_users, profile_users]))
@@ -322,7 +323,10 @@ class TokenDataset:
     def _retokenize(self) -> str:
         manifest = getattr(self, "manifest", None)
         data = manifest.get("data_dir", "DATA") if isinstance(manifest, dict) else "DATA"
-        return f"the token directory is damaged or incomplete; re-tokenize: pragmatiq tokenize {data} --out {self.dir}"
+        vocab = self.dir / "vocab.json"
+        reuse = f" --vocab {vocab}" if vocab.is_file() else " (with --vocab if it was made with a given vocabulary)"
+        return (f"the token directory is damaged or incomplete; re-tokenize: pragmatiq tokenize {data} "
+                f"--out {self.dir}{reuse}")
 
     def _unreadable(self, path: Path, exc: BaseException) -> ValueError:
         return ValueError(f"{path} is not readable parquet ({' '.join(str(exc).split())}): {self._retokenize()}")

@@ -415,6 +415,20 @@ def test_measurement_key_with_unparsable_numbers_warns(tmp_path, bad, share, exa
     assert report.exit_code == 0
 
 
+def test_measurement_key_formatted_on_every_row_warns(tmp_path):
+    n = 300
+    events = pa.table({
+        "user_id": ["u1"] * n,
+        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "source": ["transaction"] * n,
+        "fields": [[("amount", f"£{1000 + i * 13.37:,.2f}"), ("mcc", str(5000 + i % 7))] for i in range(n)],
+    }, schema=schema.EVENTS)
+    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
+                                         transfers=None, labels={}))
+    f = only(report, "unparsable-numbers")
+    assert "key 'amount' looks numeric but 100.0% of its 300 values" in f.message and f.examples[0] == "'£1,000.00'"
+
+
 def test_clean_or_textual_keys_are_not_unparsable_numbers(tmp_path):
     n = 300
     events = pa.table({

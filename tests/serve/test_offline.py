@@ -180,10 +180,14 @@ def test_a_damaged_run_is_refused_before_any_work(tiny_book, tiny_run, tiny_reco
     assert result.exit_code == 2 and result.output.startswith("error: ") and "Traceback" not in result.output
 
 
-def test_an_out_that_is_a_directory_is_refused_before_any_work(tiny_book, tiny_run, tmp_path):
+def test_an_out_that_is_a_directory_or_unwritable_is_refused_before_any_work(tiny_book, tiny_run, tmp_path):
     with pytest.raises(ValueError, match="is a directory: pass the parquet file to write"):
         api.embed(tiny_book, tiny_run, tmp_path, progress=False)
     assert not list(tmp_path.iterdir())  # nothing tokenized or written
+    (tmp_path / "file").touch()  # an --out nobody can write: under a file
+    with pytest.raises(OSError, match=f"--out {tmp_path / 'file' / 'e.parquet'}: cannot write there"):
+        api.embed(tiny_book, tiny_run, tmp_path / "file" / "e.parquet", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def _label(tiny_book, tmp_path, users=None, eval_ts=None) -> Path:

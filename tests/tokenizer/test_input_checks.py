@@ -76,6 +76,20 @@ def test_events_not_grouped_by_user_are_refused(tmp_path, order):
     assert not (tmp_path / "t" / "manifest.json").exists()  # refused before any work
 
 
+@pytest.mark.parametrize("profiles", ["trailing space", "two missing"])
+def test_users_with_events_but_no_profile_are_refused(tmp_path, profiles):
+    # ids written two ways would otherwise become two users each: one history, one profile
+    users = {"trailing space": tuple(f"{u} " for u in USERS), "two missing": USERS[:1]}[profiles]
+    d = write(tmp_path / "d", profiles=profiles_table(users))
+    with pytest.raises(ValueError) as exc:
+        tokenize(d, tmp_path / "t")
+    n = {"trailing space": 3, "two missing": 2}[profiles]
+    msg = str(exc.value)
+    assert f"events.parquet[user_id]: users with events but no row in profiles.parquet ({n}" in msg, msg
+    assert "add a profiles.parquet row" in msg
+    assert not (tmp_path / "t" / "manifest.json").exists()
+
+
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_time_order_within_a_user_is_checked(tmp_path, n_workers):
     ev = events_table()
@@ -336,6 +350,11 @@ def test_fitter_warns_only_between_the_thresholds():
     assert "'NaN'" in warnings_for(nums[:100] + ["NaN"] * 100)[0]
     assert warnings_for(nums[:20] + [f"SHOP {i}" for i in range(180)]) == []  # mostly text: not a number key
     assert warnings_for([str(i % 30) for i in range(150)] + ["x"] * 50) == []  # codes: categorical
+    # numbers written for people on every row: however few parse or distinct they are, warned
+    assert "'£1,234.50'" in warnings_for(["£1,234.50"] * 200)[0]
+    assert len(warnings_for([f"£{1000 + i * 13.37:,.2f}" for i in range(200)])) == 1
+    assert len(warnings_for([f"EUR {i * 1.37:.2f}" for i in range(200)])) == 1
+    assert warnings_for([f"TESCO {i % 40}" for i in range(200)]) == []  # merchant names with numbers
 
 
 # ---------------------------------------------------------------- H: tokenizer settings
@@ -368,3 +387,19 @@ def test_config_file_errors_name_the_file(tmp_path):
         load_tokenizer_config(bad)
     cfg = load_tokenizer_config({"n_buckets": np.int64(8), "numeric_min_parse": 1})
     assert cfg.n_buckets == 8 and type(cfg.n_buckets) is int and cfg.numeric_min_parse == 1
+
+
+def test_a_null_field_value_is_a_missing_value(tmp_path, capsys):
+    # ("mcc", null) encodes as if the event had no mcc (no [UNK], no 'None' value), as a served
+    # request's {"mcc": null} does
+    fields = pa.array([[("amount", f"{i * 1.37:.2f}"), ("mcc", None if i % 2 else "5411")] for i in range(90)],
+                      schema.STR_MAP)
+    with_nulls = write(tmp_path / "d", with_column(events_table(), "fields", fields))
+    without = pa.array([[("amount", f"{i * 1.37:.2f}")] + ([] if i % 2 else [("mcc", "5411")]) for i in range(90)],
+                       schema.STR_MAP)
+    absent = write(tmp_path / "e", with_column(events_table(), "fields", without))
+    tokenize(with_nulls, tmp_path / "t1")
+    tokenize(absent, tmp_path / "t2")
+    assert "[UNK]" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "t1" / "manifest.json").read_text())["unk"] == {}
+    assert digest(tmp_path / "t1") == digest(tmp_path / "t2")

@@ -27,7 +27,12 @@ def _not_in(ids: pa.Array, reference: pa.Array) -> pa.Array:
     return ids.filter(pc.invert(pc.is_in(ids, value_set=reference)))
 
 
-def _membership(rel: str, column: str, ids: pa.Array | None, profiles: pa.Array | None,
+# users with events must have a profile row (tokenize refuses them too)
+NO_PROFILE = ("users with events but no row in profiles.parquet",
+              "add a profiles.parquet row (user_id, as_of, attributes, lifelong) for each, or drop their events")
+
+
+def membership_findings(rel: str, column: str, ids: pa.Array | None, profiles: pa.Array | None,
                 severity: str, message: str, fix: str,
                 check: str = "unknown-user") -> list[Finding]:
     """A finding for the `ids` missing from `profiles` (skipped when either is unknown)."""
@@ -105,11 +110,8 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
         profile_users = None if scan.failed else profile_users
 
     event_users = events.users if events else None
-    add(_membership(schema.EVENTS_FILE, "user_id", event_users, profile_users, ERROR,
-                    "users with events but no row in profiles.parquet",
-                    "add a profiles.parquet row (user_id, as_of, attributes, lifelong) for each, "
-                    "or drop their events"))
-    add(_membership(schema.PROFILES_FILE, "user_id", profile_users, event_users, WARNING,
+    add(membership_findings(schema.EVENTS_FILE, "user_id", event_users, profile_users, ERROR, *NO_PROFILE))
+    add(membership_findings(schema.PROFILES_FILE, "user_id", profile_users, event_users, WARNING,
                     "profiles with no events (their embedding sees only the profile)",
                     "drop these profiles, or check that their events were exported", "no-events"))
 
@@ -120,7 +122,7 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
         add(found)
         # A warning, not an error: a counterparty outside the book (another bank's customer)
         # is normal, and nothing downstream needs a profile for it.
-        add(_membership(schema.TRANSFERS_FILE, "from_user/to_user", ends, profile_users,
+        add(membership_findings(schema.TRANSFERS_FILE, "from_user/to_user", ends, profile_users,
                         WARNING, "transfer counterparties with no row in profiles.parquet "
                         "(external accounts?)", "fine for accounts outside the book; otherwise "
                         "add their profiles"))
@@ -134,7 +136,7 @@ def validate_dataset(path: str | os.PathLike) -> ValidationReport:
             continue
         found, label_users = check_labels(pf, rel, task, events)
         add(found)
-        add(_membership(rel, "user_id", label_users, profile_users, ERROR,
+        add(membership_findings(rel, "user_id", label_users, profile_users, ERROR,
                         "labelled users with no row in profiles.parquet",
                         "drop these label rows, or add the users' profiles and events"))
     return report

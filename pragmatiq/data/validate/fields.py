@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pragmatiq.data.schema import NUMBER_PATTERN
+from pragmatiq.data.schema import FORMATTED_NUMBER_PATTERN, NUMBER_PATTERN
 from pragmatiq.data.validate.report import WARNING, Finding
 from pragmatiq.data.validate.scan import Tally, quote, row_examples
 
@@ -162,17 +162,23 @@ class KeyValueChecks:
             return []
         number = pc.fill_null(pc.match_substring_regex(values, NUMBER_PATTERN), False)
         decimal = pc.and_(number, pc.match_substring(values, "."))
-        g = pa.table({"key": keys, "value": values, "number": number, "decimal": decimal}).group_by(
-            "key").aggregate([("value", "count"), ("value", "count_distinct"), ("number", "sum"),
-                              ("decimal", "sum")])
+        formatted = pc.and_(pc.fill_null(pc.match_substring_regex(values, FORMATTED_NUMBER_PATTERN), False),
+                            pc.invert(number))  # '£1,234.50': a number, written for people
+        g = pa.table({"key": keys, "value": values, "number": number, "decimal": decimal,
+                      "formatted": formatted}).group_by("key").aggregate(
+            [("value", "count"), ("value", "count_distinct"), ("number", "sum"), ("decimal", "sum"),
+             ("formatted", "sum")])
         n, d = g["value_count"], g["value_count_distinct"]
         share = pc.divide(pc.cast(g["number_sum"], pa.float64()), n)
         decimals = pc.greater_equal(pc.cast(g["decimal_sum"], pa.float64()),
                                     pc.multiply(pc.cast(pc.max_element_wise(g["number_sum"], 1), pa.float64()), 0.5))
         measured = pc.or_(pc.greater(d, CATEGORICAL_MAX),
                           pc.and_(decimals, pc.greater_equal(d, NUMERIC_MIN_DISTINCT)))
-        flag = pc.and_(pc.and_(pc.greater_equal(n, MIN_NUMERIC_VALUES), measured),
-                       pc.and_(pc.greater_equal(share, NUMERIC_WARN_SHARE), pc.less(share, NUMERIC_MIN_PARSE)))
+        partly = pc.and_(measured, pc.and_(pc.greater_equal(share, NUMERIC_WARN_SHARE),
+                                           pc.less(share, NUMERIC_MIN_PARSE)))
+        formatted_share = pc.divide(pc.cast(g["formatted_sum"], pa.float64()), n)
+        flag = pc.and_(pc.greater_equal(n, MIN_NUMERIC_VALUES),
+                       pc.or_(partly, pc.greater_equal(formatted_share, NUMERIC_WARN_SHARE)))
         out = []
         for row in g.filter(flag).to_pylist():  # one row per flagged key: a handful at most
             key = row["key"]
