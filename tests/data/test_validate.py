@@ -376,17 +376,23 @@ def test_implausible_event_times(tmp_path):
     assert "us since epoch" in only(report, "ts-out-of-order").examples[0]
 
 
-def test_identifier_field_is_flagged_but_repeating_text_and_amounts_are_not(tmp_path):
-    n = 600
+def _one_user_report(tmp_path, fields: list) -> ValidationReport:
+    """Validate one user's transactions, a minute apart, with these `fields` (one map per event)."""
+    n = len(fields)
     events = pa.table({
         "user_id": ["u1"] * n,
         "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
         "source": ["transaction"] * n,
-        "fields": [[("txn_id", f"T{100000 + i}"), ("merchant", f"SHOP {i % 40}"),
-                    ("amount", f"{i * 1.37:.2f}")] for i in range(n)],
+        "fields": fields,
     }, schema=schema.EVENTS)
-    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
-                                         transfers=None, labels={}))
+    return validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
+                                       transfers=None, labels={}))
+
+
+def test_identifier_field_is_flagged_but_repeating_text_and_amounts_are_not(tmp_path):
+    n = 600
+    report = _one_user_report(tmp_path, [[("txn_id", f"T{100000 + i}"), ("merchant", f"SHOP {i % 40}"),
+                                          ("amount", f"{i * 1.37:.2f}")] for i in range(n)])
     f = only(report, "identifier-field")
     assert "'txn_id'" in f.message and f.count == n and f.severity == "warning"
     assert f.examples[0] == "'T100000'"
@@ -398,16 +404,8 @@ def test_identifier_field_is_flagged_but_repeating_text_and_amounts_are_not(tmp_
     (lambda i: "NaN", "10.0%", "'NaN'"),
 ])
 def test_measurement_key_with_unparsable_numbers_warns(tmp_path, bad, share, example):
-    n = 300
-    events = pa.table({
-        "user_id": ["u1"] * n,
-        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
-        "source": ["transaction"] * n,
-        "fields": [[("amount", bad(i) if i % 10 == 0 else f"{i * 1.37:.2f}"), ("mcc", str(5000 + i % 7))]
-                   for i in range(n)],
-    }, schema=schema.EVENTS)
-    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
-                                         transfers=None, labels={}))
+    report = _one_user_report(tmp_path, [[("amount", bad(i) if i % 10 == 0 else f"{i * 1.37:.2f}"),
+                                          ("mcc", str(5000 + i % 7))] for i in range(300)])
     f = only(report, "unparsable-numbers")
     assert f.severity == "warning" and f.column == "fields" and f.count == 30 and f.unit == "values"
     assert f"key 'amount' looks numeric but {share} of its 300 values" in f.message
@@ -416,31 +414,18 @@ def test_measurement_key_with_unparsable_numbers_warns(tmp_path, bad, share, exa
 
 
 def test_measurement_key_formatted_on_every_row_warns(tmp_path):
-    n = 300
-    events = pa.table({
-        "user_id": ["u1"] * n,
-        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
-        "source": ["transaction"] * n,
-        "fields": [[("amount", f"£{1000 + i * 13.37:,.2f}"), ("mcc", str(5000 + i % 7))] for i in range(n)],
-    }, schema=schema.EVENTS)
-    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
-                                         transfers=None, labels={}))
+    report = _one_user_report(tmp_path, [[("amount", f"£{1000 + i * 13.37:,.2f}"), ("mcc", str(5000 + i % 7))]
+                                         for i in range(300)])
     f = only(report, "unparsable-numbers")
     assert "key 'amount' looks numeric but 100.0% of its 300 values" in f.message and f.examples[0] == "'£1,000.00'"
 
 
 def test_clean_or_textual_keys_are_not_unparsable_numbers(tmp_path):
-    n = 300
-    events = pa.table({
-        "user_id": ["u1"] * n,
-        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
-        "source": ["transaction"] * n,
-        "fields": [[("amount", "N/A" if i == 7 else f"{i * 1.37:.2f}"),  # one bad value: numeric, an [UNK]
-                    ("merchant", f"SHOP {i}" if i % 5 else str(i)),  # text with some numbers
-                    ("mcc", "x" if i % 2 else str(5000 + i % 7))] for i in range(n)],  # codes
-    }, schema=schema.EVENTS)
-    report = validate_dataset(write_tiny(tmp_path, events=events, profiles=tiny_profiles(("u1",)),
-                                         transfers=None, labels={}))
+    report = _one_user_report(tmp_path, [
+        [("amount", "N/A" if i == 7 else f"{i * 1.37:.2f}"),  # one bad value: numeric, an [UNK]
+         ("merchant", f"SHOP {i}" if i % 5 else str(i)),  # text with some numbers
+         ("mcc", "x" if i % 2 else str(5000 + i % 7))]  # codes
+        for i in range(300)])
     assert "unparsable-numbers" not in {f.check for f in report.findings}
 
 
