@@ -43,6 +43,9 @@ def process_group_backend(device: torch.device) -> str:
     return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
+CLOSE_TIMEOUT_S = 60.0  # a process group's close, after every rank has passed the final barrier
+
+
 class _Dist:
     """Process-group facts; a single process when not launched by torchrun."""
 
@@ -57,11 +60,21 @@ class _Dist:
 
     def close(self) -> None:
         """Wait for every rank, then close the group if this run opened it (a rank that exits while
-        the backend's threads still run can abort at exit)."""
+        the backend's threads still run can abort at exit). The close itself is bounded: it has
+        been seen to hang (once in CI, gloo on CPU, after the barrier; cf. pytorch#75097), and a
+        finished run must not hang its job, so after CLOSE_TIMEOUT_S it warns and goes on."""
         if self.enabled:
             dist.barrier()
-        if self.owned:
-            dist.destroy_process_group()
+        if not self.owned:
+            return
+        import threading
+
+        closer = threading.Thread(target=dist.destroy_process_group, name="pragmatiq-close-group", daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT_S)
+        if closer.is_alive():
+            print(f"pretrain: rank {self.rank}: the process group did not close within {CLOSE_TIMEOUT_S:g} s "
+                  "(the run and its checkpoint are complete); exiting without waiting for it", file=sys.stderr)
 
     def sum(self, x: torch.Tensor) -> torch.Tensor:
         if self.enabled:

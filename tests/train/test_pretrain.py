@@ -260,7 +260,7 @@ def test_refuses_another_runs_checkpoint(small_tok, tmp_path, monkeypatch):
 
 TORCHRUN_CFG = {**TINY, "max_steps": 3, "model": {"dropout": 0.0}, "event_workers": 1}
 # every rank keeps its own final weights (the DDP wrapper's module, recorded), for comparison
-TORCHRUN_SCRIPT = """import json, os, sys
+TORCHRUN_SCRIPT = """import faulthandler, json, os, sys
 import torch
 from pragmatiq import api
 
@@ -270,6 +270,7 @@ class Recorded(torch.nn.parallel.DistributedDataParallel):
         super().__init__(module, *args, **kwargs)
         wrapped.append(module)
 torch.nn.parallel.DistributedDataParallel = Recorded
+faulthandler.dump_traceback_later(300, exit=True)  # a hang shows every thread's stack, then fails
 api.pretrain(sys.argv[1], sys.argv[2], model_size='nano', config=json.loads(sys.argv[3]),
              runs_root=sys.argv[4], progress=False)
 if wrapped:
@@ -478,3 +479,18 @@ def test_compile_trains_like_eager(small_tok, tmp_path):
     # after the step are no test: Muon's bf16 orthogonalization magnifies fp32 rounding)
     assert rows[0]["grad_norm"] == pytest.approx(rows[1]["grad_norm"], rel=1e-5)
     assert (compiled / "model.safetensors").exists()
+
+
+def test_a_process_group_that_does_not_close_does_not_hang_a_finished_run(monkeypatch, capsys):
+    import time
+
+    import pragmatiq.train.loop as loop
+
+    closing = loop._Dist.__new__(loop._Dist)  # a rank past the final barrier, its group ours to close
+    closing.enabled, closing.owned, closing.rank = False, True, 1
+    monkeypatch.setattr(loop, "CLOSE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(loop.dist, "destroy_process_group", lambda: time.sleep(3))  # a close that hangs
+    t0 = time.monotonic()
+    closing.close()
+    assert time.monotonic() - t0 < 2
+    assert "rank 1: the process group did not close within 0.2 s" in capsys.readouterr().err
