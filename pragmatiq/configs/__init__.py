@@ -20,6 +20,20 @@ _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+.0123456789"))
 
 
+def check_range(where: str, name: str, value, bounds: tuple) -> None:
+    """A number in its range, or a ValueError naming the setting: `bounds` is (lowest, highest or
+    None, whether the lowest itself is allowed[, whether the highest is; default yes]); `where`
+    prefixes the message, e.g. "pretraining config: "."""
+    low, high, low_ok, high_ok = (*bounds, True)[:4]
+    if (value < low or (value == low and not low_ok)
+            or (high is not None and (value > high or (value == high and not high_ok)))):
+        if high is None:
+            span = f"{'>=' if low_ok else '>'} {low}"
+        else:
+            span = f"in {'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
+        raise ValueError(f"{where}{name} must be {span}, got {value!r}")
+
+
 def read_yaml(path: str | Path) -> Any:
     """The YAML document in the file `path` (None when empty); a file that is not valid YAML
     is a ValueError naming it, with the line and column of the problem."""

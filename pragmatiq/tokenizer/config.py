@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pragmatiq.configs import check_range
+
 KINDS = ("numeric", "categorical", "text")
 
 
@@ -72,11 +74,7 @@ def _check_values(cfg: "TokenizerConfig") -> None:
         if not isinstance(value, _TYPES[kind]) or (kind in ("int", "float") and isinstance(value, bool)):
             raise ValueError(f"tokenizer config: {f.name} must be {_WHAT[kind]}, got {value!r}")
         if f.name in _RANGES:
-            low, high, low_ok = _RANGES[f.name]
-            if value < low or (value == low and not low_ok) or (high is not None and value > high):
-                span = (f"{'>=' if low_ok else '>'} {low}" if high is None
-                        else f"in {'[' if low_ok else '('}{low}, {high}]")
-                raise ValueError(f"tokenizer config: {f.name} must be {span}, got {value!r}")
+            check_range("tokenizer config: ", f.name, value, _RANGES[f.name])
 
 
 @lru_cache(maxsize=32)

@@ -7,6 +7,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 
+from pragmatiq.configs import check_range
 from pragmatiq.zoo.text_encoder import DEFAULT_TEXT_ENCODER
 
 
@@ -105,10 +106,7 @@ def _check_values(cfg: "PretrainConfig") -> None:
             raise ValueError(f"pretraining config: {f.name} must be {'an' if kind == 'int' else 'a'} {kind}"
                              f"{' or null' if optional else ''}, got {value!r}")
         if f.name in _RANGES:
-            low, high, low_ok = _RANGES[f.name]
-            if value < low or (value == low and not low_ok) or (high is not None and value > high):
-                span = (f"{'>=' if low_ok else '>'} {low}" if high is None else f"in [{low}, {high}]")
-                raise ValueError(f"pretraining config: {f.name} must be {span}, got {value!r}")
+            check_range("pretraining config: ", f.name, value, _RANGES[f.name])
 
 
 # ModelConfig fields a pretraining config may not override, and why

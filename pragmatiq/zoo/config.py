@@ -6,6 +6,8 @@ import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Callable
 
+from pragmatiq.configs import check_range
+
 
 @dataclass
 class ModelConfig:
@@ -92,14 +94,7 @@ def check_model_values(values: dict, where: str = "model config: ") -> None:
         if not ok:
             raise ValueError(f"{where}{name} must be {'an' if kind == 'int' else 'a'} {kind}, got {value!r}")
         if name in _RANGES:
-            low, high, low_ok, high_ok = _RANGES[name]
-            if (value < low or (value == low and not low_ok)
-                    or (high is not None and (value > high or (value == high and not high_ok)))):
-                if high is None:
-                    span = f"{'>=' if low_ok else '>'} {low}"
-                else:
-                    span = f"in {'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
-                raise ValueError(f"{where}{name} must be {span}, got {value!r}")
+            check_range(where, name, value, _RANGES[name])
 
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
